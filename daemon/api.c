@@ -1,0 +1,173 @@
+/* api.c: shoald's HTTP routes. A route is a path plus one handler per
+ * method; the table is the single place that says what the API serves, so
+ * 404 (no such path) and 405 (path exists, wrong method, with Allow) fall out
+ * of it. Handlers write JSON into the server's scratch buffer and never
+ * block: they run on the loop thread. */
+#include "server.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef void (*api_fn)(const struct api_info *info, const struct api_request *req,
+                       struct shoal_buf *body, struct api_reply *rep);
+
+struct route {
+    const char *path;
+    api_fn get;   /* also serves HEAD */
+    api_fn post;
+    const char *allow;
+};
+
+const char *api_error_type(int status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 408: return "timeout";
+    case 413: return "too_large";
+    case 417: return "expectation_failed";
+    case 422: return "invalid_request";
+    case 429: return "rate_limited";
+    case 431: return "headers_too_large";
+    case 501: return "not_implemented";
+    case 503: return "unavailable";
+    case 505: return "http_version_not_supported";
+    default: return status >= 500 ? "internal" : "bad_request";
+    }
+}
+
+/* JSON string escaping for error messages; control bytes become \u00XX. */
+static void put_json_string(struct shoal_buf *b, const char *s)
+{
+    enum shoal_err err = shoal_buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; !err && *p; p++) {
+        if (*p == '"' || *p == '\\')
+            err = shoal_buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20)
+            err = shoal_buf_printf(b, "\\u%04x", *p);
+        else
+            err = shoal_buf_append(b, p, 1);
+    }
+    if (!err)
+        err = shoal_buf_puts(b, "\"");
+    (void)err; /* a cut-off error body still carries its status code */
+}
+
+void api_error_body(struct shoal_buf *body, const char *type, const char *message)
+{
+    shoal_buf_reset(body);
+    if (shoal_buf_printf(body, "{\"error\":{\"type\":\"%s\",\"message\":", type) != SHOAL_OK)
+        return;
+    put_json_string(body, message);
+    if (shoal_buf_puts(body, "}}") != SHOAL_OK)
+        shoal_buf_reset(body);
+}
+
+static void reply_error(struct shoal_buf *body, struct api_reply *rep, int status,
+                        const char *message)
+{
+    rep->status = status;
+    api_error_body(body, api_error_type(status), message);
+}
+
+/* Render a cJSON tree as the reply; 500 when we cannot. */
+static void reply_json(struct shoal_buf *body, struct api_reply *rep, cJSON *root)
+{
+    if (!root || shoal_json_render(root, body) != SHOAL_OK) {
+        reply_error(body, rep, 500, "out of memory rendering the response");
+    } else {
+        rep->status = 200;
+    }
+    cJSON_Delete(root);
+}
+
+static void get_healthz(const struct api_info *info, const struct api_request *req,
+                        struct shoal_buf *body, struct api_reply *rep)
+{
+    (void)info;
+    (void)req;
+    rep->status = 200;
+    if (shoal_buf_puts(body, "{\"status\":\"ok\"}") != SHOAL_OK)
+        reply_error(body, rep, 500, "out of memory");
+}
+
+static void get_version(const struct api_info *info, const struct api_request *req,
+                        struct shoal_buf *body, struct api_reply *rep)
+{
+    (void)req;
+    const struct config *cfg = info->cfg;
+    char started[32], tcp[80];
+    time_t t = (time_t)info->started_unix;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON *listen = cJSON_CreateObject();
+    if (!root || !listen) {
+        cJSON_Delete(root);
+        cJSON_Delete(listen);
+        reply_error(body, rep, 500, "out of memory");
+        return;
+    }
+    cJSON_AddStringToObject(root, "name", "shoald");
+    cJSON_AddStringToObject(root, "version", SHOAL_VERSION);
+    cJSON_AddStringToObject(root, "api", "v1");
+    cJSON_AddNumberToObject(root, "pid", (double)getpid());
+    cJSON_AddNumberToObject(root, "uptime_ms", (double)(shoal_now_ms() - info->started_ms));
+    cJSON_AddStringToObject(root, "started", started);
+    cJSON_AddStringToObject(root, "config", cfg->source);
+    cJSON_AddStringToObject(listen, "socket", cfg->listen.socket);
+    if (cfg->listen.tcp) {
+        bool v6 = strchr(cfg->listen.tcp_host, ':') != NULL;
+        snprintf(tcp, sizeof(tcp), v6 ? "[%s]:%u" : "%s:%u", cfg->listen.tcp_host,
+                 (unsigned)cfg->listen.tcp_port);
+        cJSON_AddStringToObject(listen, "tcp", tcp);
+    } else {
+        cJSON_AddNullToObject(listen, "tcp");
+    }
+    cJSON_AddItemToObject(root, "listen", listen);
+    reply_json(body, rep, root);
+}
+
+static const struct route routes[] = {
+    {"/healthz", get_healthz, NULL, "GET, HEAD"},
+    {"/v1/version", get_version, NULL, "GET, HEAD"},
+};
+
+void api_handle(const struct api_info *info, const struct api_request *req, struct shoal_buf *body,
+                struct api_reply *rep)
+{
+    rep->allow = NULL;
+    for (size_t i = 0; i < SHOAL_ARRAY_LEN(routes); i++) {
+        const struct route *r = &routes[i];
+        if (strlen(r->path) != req->path_len || memcmp(r->path, req->path, req->path_len) != 0)
+            continue;
+        api_fn fn = NULL;
+        if (req->method == HTTP_METHOD_GET || req->method == HTTP_METHOD_HEAD)
+            fn = r->get;
+        else if (req->method == HTTP_METHOD_POST)
+            fn = r->post;
+        if (!fn) {
+            rep->allow = r->allow;
+            char msg[160];
+            snprintf(msg, sizeof(msg), "%.*s is not allowed on %s (allowed: %s)",
+                     (int)(req->method_len > 16 ? 16 : req->method_len), req->method_name,
+                     r->path, r->allow);
+            reply_error(body, rep, 405, msg);
+            return;
+        }
+        fn(info, req, body, rep);
+        return;
+    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "no such endpoint: %.*s",
+             (int)(req->path_len > 100 ? 100 : req->path_len), req->path);
+    reply_error(body, rep, 404, msg);
+}

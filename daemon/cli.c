@@ -1,0 +1,930 @@
+/* cli.c: `shoal`, the command-line client of shoald. It finds the daemon
+ * (flags, environment, then the config file shoald itself would load), sends
+ * one HTTP request per command over the Unix socket or loopback TCP with
+ * libcurl, and renders the answer. Invariants: an exit code means the same
+ * for every command (see enum cli_exit), and the bearer token is never printed. */
+#include "common.h"
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+/* Every command exits with one of these, so scripts can tell "the daemon said
+ * no" from "I typed it wrong" from "nothing is running". */
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_ANSWER = 1,      /* the daemon answered with an error or nonsense */
+    CLI_EXIT_USAGE = 2,       /* bad command line or configuration */
+    CLI_EXIT_UNREACHABLE = 3, /* not running, refused, or timed out */
+};
+
+/* A response is held whole before it is parsed; this keeps a confused or
+ * hostile peer from growing it without bound. */
+#define CLI_MAX_RESPONSE     (16u * 1024u * 1024u)
+#define CLI_DEFAULT_TIMEOUT  10000u /* ms */
+#define CLI_MAX_TIMEOUT      86400000u
+#define CLI_SOCKET_PATH_MAX  sizeof(((struct sockaddr_un *)0)->sun_path)
+
+struct cli {
+    /* Global options; borrowed from argv. */
+    const char *opt_socket;
+    const char *opt_url;
+    const char *opt_config;
+    uint32_t timeout_ms;
+    bool json;
+
+    /* Where to connect, filled once by cli_resolve. */
+    bool resolved;
+    bool tcp;
+    char socket[CLI_SOCKET_PATH_MAX]; /* when !tcp */
+    char base_url[512];               /* when tcp, without a trailing '/' */
+    struct shoal_secret *token;       /* when tcp and $SHOAL_TOKEN is set */
+
+    CURL *curl; /* created on first use, reset between requests */
+};
+
+/* Why a request produced nothing usable: the line to print after "shoal: ",
+ * an optional hint for the next line, and the exit code. */
+struct cli_error {
+    int exit;
+    char msg[1024];
+    char hint[256];
+};
+
+struct cli_response {
+    long status;
+    struct shoal_buf body;
+    enum shoal_err body_err; /* why the write callback stopped, SHOAL_OK if it did not */
+    cJSON *json;             /* the parsed body of a 2xx answer */
+};
+
+/* ---- Commands: one row per command; `help` and the usage text are built
+ * from this table, so a new command is a function plus a row. ---- */
+
+struct cli_command {
+    const char *name;
+    const char *args;    /* synopsis after the name, "" when none */
+    const char *summary; /* one line for the command list */
+    const char *details; /* paragraphs for `shoal help NAME` */
+    int (*run)(struct cli *c, int argc, char **argv);
+};
+
+static int cmd_status(struct cli *c, int argc, char **argv);
+static int cmd_health(struct cli *c, int argc, char **argv);
+static int cmd_version(struct cli *c, int argc, char **argv);
+static int cmd_help(struct cli *c, int argc, char **argv);
+
+static const struct cli_command commands[] = {
+    {"status", "[--json]", "show whether shoald is running, and where",
+     "Ask shoald for its version, pid, uptime, the socket and TCP address it\n"
+     "listens on, and the config file it loaded (GET /v1/version).\n"
+     "With --json, print the daemon's answer as it came.\n",
+     cmd_status},
+    {"health", "[--json]", "check that shoald answers; prints \"ok\"",
+     "Ask shoald whether it is healthy (GET /healthz). Prints \"ok\" and exits 0\n"
+     "when it is. With --json, print the daemon's answer as it came.\n",
+     cmd_health},
+    {"version", "[--json]", "print the versions of shoal and of the running shoald",
+     "Print this client's version, and the running daemon's when one is\n"
+     "reachable. A daemon that is not running is not an error here.\n",
+     cmd_version},
+    {"help", "[COMMAND]", "show help for shoal or for one command",
+     "Without COMMAND, show the overall help; with it, that command's usage.\n", cmd_help},
+};
+
+static const char usage_head[] = "usage: shoal [OPTIONS] COMMAND [ARGS]\n";
+
+static const char usage_options[] =
+    "\n"
+    "Options (before COMMAND):\n"
+    "  --socket PATH      connect to shoald's Unix socket at PATH\n"
+    "  --url URL          connect over TCP, e.g. http://127.0.0.1:7878; the bearer\n"
+    "                     token comes from $SHOAL_TOKEN\n"
+    "  --config FILE      read listen.socket from FILE\n"
+    "  --timeout SECONDS  give up after SECONDS (default 10; fractions allowed)\n"
+    "  --json             print JSON instead of text\n"
+    "  -h, --help         show this help\n"
+    "  --version          print shoal's version and exit\n"
+    "\n"
+    "Where to connect, first match wins: --socket, --url, --config, $SHOAL_SOCKET,\n"
+    "$SHOAL_URL, the config file shoald would load ($SHOAL_CONFIG,\n"
+    "$XDG_CONFIG_HOME/shoal/shoal.yaml, /etc/shoal/shoal.yaml), and finally the\n"
+    "default socket ($XDG_RUNTIME_DIR/shoal/shoal.sock).\n"
+    "\n"
+    "Environment:\n"
+    "  SHOAL_SOCKET       Unix socket path, as --socket\n"
+    "  SHOAL_URL          TCP address, as --url\n"
+    "  SHOAL_TOKEN        bearer token sent over TCP (never printed)\n"
+    "  SHOAL_CONFIG       config file, as shoald uses it\n"
+    "\n"
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  the daemon answered with an error or a malformed response\n"
+    "  2  usage or configuration error\n"
+    "  3  the daemon is not reachable (not running, refused, or timed out)\n"
+    "\n"
+    "Run 'shoal help COMMAND' for one command's usage.\n";
+
+static const struct cli_command *command_find(const char *name)
+{
+    for (size_t i = 0; i < SHOAL_ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* The closest command name, for "did you mean", or NULL when none is close. */
+static const char *command_suggest(const char *name)
+{
+    const char *best = NULL;
+    unsigned best_d = 3;
+    for (size_t i = 0; i < SHOAL_ARRAY_LEN(commands); i++) {
+        unsigned d = shoal_edit_distance(name, commands[i].name, 2);
+        if (d < best_d) {
+            best_d = d;
+            best = commands[i].name;
+        }
+    }
+    return best;
+}
+
+static void print_usage(FILE *f)
+{
+    fputs(usage_head, f);
+    fputs("\nTalk to a running shoald over its Unix socket or loopback TCP.\n\nCommands:\n", f);
+    for (size_t i = 0; i < SHOAL_ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fputs(usage_options, f);
+}
+
+static void print_command_usage(FILE *f, const struct cli_command *cmd, bool details)
+{
+    fprintf(f, "usage: shoal %s%s%s\n", cmd->name, cmd->args[0] ? " " : "", cmd->args);
+    if (details)
+        fprintf(f, "\n%s\nRun 'shoal --help' for global options and exit codes.\n", cmd->details);
+}
+
+/* Report a command-line mistake the way every usage error looks. */
+static int usage_error(const struct cli_command *cmd, const char *fmt, ...) SHOAL_PRINTF(2, 3);
+
+static int usage_error(const struct cli_command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fputs(cmd ? "shoal " : "shoal: ", stderr);
+    if (cmd)
+        fprintf(stderr, "%s: ", cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (cmd) {
+        print_command_usage(stderr, cmd, false);
+        fprintf(stderr, "Run 'shoal help %s' for more.\n", cmd->name);
+    } else {
+        fputs(usage_head, stderr);
+        fputs("Run 'shoal --help' for more.\n", stderr);
+    }
+    return CLI_EXIT_USAGE;
+}
+
+/* Copy text that came from the daemon for a terminal, replacing control
+ * bytes so a peer cannot move the cursor or rewrite the screen. */
+static const char *clean(const char *s, char *out, size_t n)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    out[i] = '\0'; /* callers pass n > 0 */
+    return out;
+}
+
+/* "10", "0.5", "2.25": seconds with at most three decimals, as milliseconds. */
+static enum shoal_err parse_seconds_ms(const char *s, uint32_t max_ms, uint32_t *out)
+{
+    const char *dot = strchr(s, '.');
+    size_t int_len = dot ? (size_t)(dot - s) : strlen(s);
+    int64_t secs = 0, frac = 0;
+    /* shoal_parse_i64 takes a sign; a duration does not. */
+    if (s[0] == '+' || s[0] == '-' || (dot && (dot[1] == '+' || dot[1] == '-')))
+        return SHOAL_ERR_INVALID;
+    if (int_len == 0 && !dot)
+        return SHOAL_ERR_INVALID;
+    if (int_len > 0 && shoal_parse_i64(s, int_len, 0, max_ms / 1000u, &secs) != SHOAL_OK)
+        return SHOAL_ERR_INVALID;
+    if (dot) {
+        size_t n = strlen(dot + 1);
+        if (n == 0 || n > 3 || shoal_parse_i64(dot + 1, n, 0, 999, &frac) != SHOAL_OK)
+            return SHOAL_ERR_INVALID;
+        for (size_t k = n; k < 3; k++)
+            frac *= 10;
+    }
+    uint64_t ms = (uint64_t)secs * 1000u + (uint64_t)frac;
+    if (ms == 0 || ms > max_ms)
+        return SHOAL_ERR_INVALID;
+    *out = (uint32_t)ms;
+    return SHOAL_OK;
+}
+
+/* "5s", "5m12s", "3h07m", "2d04h": two units are enough to read at a glance. */
+static void format_uptime(int64_t ms, char *out, size_t n)
+{
+    int64_t s = ms / 1000;
+    if (s < 60)
+        snprintf(out, n, "%" PRId64 "s", s);
+    else if (s < 3600)
+        snprintf(out, n, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(out, n, "%" PRId64 "h%02" PRId64 "m", s / 3600, s % 3600 / 60);
+    else
+        snprintf(out, n, "%" PRId64 "d%02" PRId64 "h", s / 86400, s % 86400 / 3600);
+}
+
+/* ---- Finding the daemon ---- */
+
+static int use_socket(struct cli *c, const char *path, const char *from)
+{
+    if (path[0] == '\0') {
+        fprintf(stderr, "shoal: %s is empty; give the path of shoald's socket\n", from);
+        return CLI_EXIT_USAGE;
+    }
+    if (!shoal_strlcpy(c->socket, path, sizeof(c->socket))) {
+        fprintf(stderr, "shoal: %s: socket path is longer than %zu bytes\n", from,
+                sizeof(c->socket) - 1);
+        return CLI_EXIT_USAGE;
+    }
+    c->tcp = false;
+    return CLI_EXIT_OK;
+}
+
+static int use_url(struct cli *c, const char *url, const char *from)
+{
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        fprintf(stderr, "shoal: %s: expected a URL such as http://127.0.0.1:7878\n", from);
+        return CLI_EXIT_USAGE;
+    }
+    if (strncmp(url, "https://", 8) == 0 &&
+        !(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_SSL)) {
+        fprintf(stderr, "shoal: %s: this libcurl was built without TLS; use http://\n", from);
+        return CLI_EXIT_USAGE;
+    }
+    if (!shoal_strlcpy(c->base_url, url, sizeof(c->base_url))) {
+        fprintf(stderr, "shoal: %s: URL is too long\n", from);
+        return CLI_EXIT_USAGE;
+    }
+    size_t n = strlen(c->base_url);
+    while (n > 0 && c->base_url[n - 1] == '/')
+        c->base_url[--n] = '\0';
+    c->tcp = true;
+
+    const char *tok = getenv("SHOAL_TOKEN");
+    if (tok && tok[0]) {
+        /* CR or LF in a header value would let the token write headers. */
+        for (const char *p = tok; *p; p++) {
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                fputs("shoal: $SHOAL_TOKEN contains control characters\n", stderr);
+                return CLI_EXIT_USAGE;
+            }
+        }
+        if (shoal_secret_new(tok, strlen(tok), "env:SHOAL_TOKEN", &c->token) != SHOAL_OK) {
+            fputs("shoal: $SHOAL_TOKEN is too long\n", stderr);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+/* The socket shoald would listen on: the same config search it does, or the
+ * built-in default when no file exists. */
+static int use_config(struct cli *c, const char *explicit_path)
+{
+    char path[4096];
+    bool found = false;
+    struct shoal_diag d;
+    shoal_diag_clear(&d);
+    if (config_find(explicit_path, path, sizeof(path), &found, &d) != SHOAL_OK) {
+        char line[1024];
+        shoal_diag_format(&d, line, sizeof(line));
+        fprintf(stderr, "shoal: %s\n", line);
+        return CLI_EXIT_USAGE;
+    }
+    if (!found) {
+        char def[CLI_SOCKET_PATH_MAX];
+        if (config_default_socket(def, sizeof(def)) != SHOAL_OK) {
+            fputs("shoal: cannot work out the default socket path; use --socket\n", stderr);
+            return CLI_EXIT_USAGE;
+        }
+        return use_socket(c, def, "the default socket");
+    }
+
+    struct config *cfg = NULL;
+    struct config_report report;
+    config_report_init(&report);
+    if (config_load_file_client(path, &cfg, &report) != SHOAL_OK) {
+        fflush(stderr);
+        config_report_print(&report, 2);
+        config_report_fini(&report);
+        fprintf(stderr, "shoal: %s is not a valid configuration\n", path);
+        return CLI_EXIT_USAGE;
+    }
+    config_report_fini(&report);
+    char from[4200];
+    snprintf(from, sizeof(from), "%s: listen.socket", path);
+    int rc = use_socket(c, cfg->listen.socket ? cfg->listen.socket : "", from);
+    config_free(cfg);
+    return rc;
+}
+
+static int cli_resolve(struct cli *c)
+{
+    if (c->resolved)
+        return CLI_EXIT_OK;
+    const char *env;
+    int rc;
+    /* An explicit flag beats the environment, even --config over $SHOAL_SOCKET:
+     * what was typed on this command line is what the user means. */
+    if (c->opt_socket)
+        rc = use_socket(c, c->opt_socket, "--socket");
+    else if (c->opt_url)
+        rc = use_url(c, c->opt_url, "--url");
+    else if (c->opt_config)
+        rc = use_config(c, c->opt_config);
+    else if ((env = getenv("SHOAL_SOCKET")) && env[0])
+        rc = use_socket(c, env, "$SHOAL_SOCKET");
+    else if ((env = getenv("SHOAL_URL")) && env[0])
+        rc = use_url(c, env, "$SHOAL_URL");
+    else
+        rc = use_config(c, NULL);
+    c->resolved = rc == CLI_EXIT_OK;
+    return rc;
+}
+
+static const char *cli_where(const struct cli *c)
+{
+    return c->tcp ? c->base_url : c->socket;
+}
+
+/* ---- One request ---- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct cli_response *r = ud;
+    enum shoal_err err = shoal_buf_append(&r->body, p, size * n);
+    if (err) {
+        r->body_err = err;
+        return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
+    }
+    return size * n;
+}
+
+static void response_init(struct cli_response *r)
+{
+    r->status = 0;
+    shoal_buf_init(&r->body, CLI_MAX_RESPONSE);
+    r->body_err = SHOAL_OK;
+    r->json = NULL;
+}
+
+static void response_fini(struct cli_response *r)
+{
+    shoal_buf_fini(&r->body);
+    cJSON_Delete(r->json);
+    r->json = NULL;
+}
+
+static int fail(struct cli_error *e, int code, const char *fmt, ...) SHOAL_PRINTF(3, 4);
+
+static int fail(struct cli_error *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    va_end(ap);
+    e->exit = code;
+    return code;
+}
+
+static void error_print(const struct cli_error *e)
+{
+    fprintf(stderr, "shoal: %s\n", e->msg);
+    if (e->hint[0])
+        fprintf(stderr, "%s\n", e->hint);
+}
+
+/* Turn a transport failure into words a user can act on. */
+static int transport_error(struct cli *c, CURLcode rc, const char *errbuf,
+                           const struct cli_response *r, struct cli_error *e)
+{
+    const char *where = cli_where(c);
+    long os_errno = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno);
+
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+        if (os_errno == EACCES || os_errno == EPERM)
+            return fail(e, CLI_EXIT_UNREACHABLE, "cannot connect to %s: permission denied", where);
+        snprintf(e->hint, sizeof(e->hint), "start it with: shoald  (or: shoald --config FILE)");
+        if (os_errno == ENOENT)
+            return fail(e, CLI_EXIT_UNREACHABLE,
+                        "no daemon is listening on %s (the socket does not exist)", where);
+        return fail(e, CLI_EXIT_UNREACHABLE, "no daemon is listening on %s (%s)", where,
+                    os_errno && os_errno != ECONNREFUSED ? strerror((int)os_errno)
+                                                         : "connection refused");
+    case CURLE_OPERATION_TIMEDOUT:
+        return fail(e, CLI_EXIT_UNREACHABLE, "shoald at %s did not answer within %u.%03u s",
+                    where, c->timeout_ms / 1000u, c->timeout_ms % 1000u);
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return fail(e, CLI_EXIT_UNREACHABLE, "cannot resolve the host in %s", where);
+    case CURLE_URL_MALFORMAT:
+        return fail(e, CLI_EXIT_USAGE, "%s is not a URL shoal can use: %s", where,
+                    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    case CURLE_FILESIZE_EXCEEDED:
+        return fail(e, CLI_EXIT_ANSWER, "the answer from %s is larger than %u MiB", where,
+                    CLI_MAX_RESPONSE >> 20);
+    case CURLE_WRITE_ERROR:
+        if (r->body_err == SHOAL_ERR_TOO_BIG)
+            return fail(e, CLI_EXIT_ANSWER, "the answer from %s is larger than %u MiB", where,
+                        CLI_MAX_RESPONSE >> 20);
+        if (r->body_err == SHOAL_ERR_NOMEM)
+            return fail(e, CLI_EXIT_ANSWER, "out of memory reading the answer from %s", where);
+        break;
+    case CURLE_GOT_NOTHING:
+        return fail(e, CLI_EXIT_ANSWER, "%s closed the connection without answering", where);
+    case CURLE_UNSUPPORTED_PROTOCOL: /* also an HTTP/0.9 answer; the scheme was checked */
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_BAD_CONTENT_ENCODING:
+        return fail(e, CLI_EXIT_ANSWER, "malformed answer from %s: %s", where,
+                    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    default:
+        break;
+    }
+    return fail(e, CLI_EXIT_ANSWER, "request to %s failed: %s", where,
+                errbuf[0] ? errbuf : curl_easy_strerror(rc));
+}
+
+/* A non-2xx answer: the daemon's {"error":{"type","message"}} when it sent
+ * one, else the bare status. */
+static int http_error(struct cli *c, const struct cli_response *r, struct cli_error *e)
+{
+    cJSON *root = NULL;
+    const char *type = NULL, *message = NULL;
+    if (shoal_json_parse(r->body.data ? r->body.data : "", r->body.len, &root, NULL) == SHOAL_OK) {
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+        shoal_json_get_str(err, "$.error", "type", true, &type, NULL);
+        shoal_json_get_str(err, "$.error", "message", true, &message, NULL);
+    }
+    if (r->status == 401 && c->tcp)
+        snprintf(e->hint, sizeof(e->hint), "%s",
+                 c->token ? "check that $SHOAL_TOKEN matches the daemon's auth.token"
+                          : "set $SHOAL_TOKEN to the daemon's auth.token");
+    if (type && message) {
+        char t[128], m[sizeof(e->msg) - 160];
+        fail(e, CLI_EXIT_ANSWER, "%s: %s", clean(type, t, sizeof(t)),
+             clean(message, m, sizeof(m)));
+    } else {
+        fail(e, CLI_EXIT_ANSWER, "shoald answered HTTP %ld without a JSON error body",
+             r->status);
+    }
+    cJSON_Delete(root);
+    return e->exit;
+}
+
+static struct curl_slist *build_headers(const struct cli *c, char *auth, size_t auth_n)
+{
+    struct curl_slist *h = NULL, *t;
+    if (!(t = curl_slist_append(h, "Accept: application/json")))
+        goto fail;
+    h = t;
+    if (c->tcp && c->token) {
+        size_t len;
+        const char *tok = shoal_secret_reveal(c->token, &len);
+        if (len + 32 > auth_n)
+            goto fail;
+        snprintf(auth, auth_n, "Authorization: Bearer %s", tok);
+        t = curl_slist_append(h, auth);
+        if (!t)
+            goto fail;
+        h = t;
+    }
+    return h;
+fail:
+    curl_slist_free_all(h);
+    return NULL;
+}
+
+/* GET path from the daemon. On success (a 2xx answer whose body is JSON)
+ * fills r and returns 0; otherwise fills e and returns its exit code. The
+ * caller owns r either way (response_fini). Prints nothing. */
+static int cli_get(struct cli *c, const char *path, struct cli_response *r, struct cli_error *e)
+{
+    char url[1024];
+    char auth[SHOAL_CAP_SECRET_FILE_BYTES + 64];
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *headers = NULL;
+    int rc;
+
+    e->hint[0] = '\0';
+    if ((rc = cli_resolve(c)) != CLI_EXIT_OK) {
+        /* cli_resolve printed the why; keep the exit code. */
+        e->msg[0] = '\0';
+        e->exit = rc;
+        return rc;
+    }
+    if (!c->curl && !(c->curl = curl_easy_init()))
+        return fail(e, CLI_EXIT_ANSWER, "out of memory starting libcurl");
+    curl_easy_reset(c->curl);
+
+    /* With a Unix socket the host is never looked up; "localhost" only
+     * fills the Host header. */
+    snprintf(url, sizeof(url), "%s%s", c->tcp ? c->base_url : "http://localhost", path);
+    if (!(headers = build_headers(c, auth, sizeof(auth))))
+        return fail(e, CLI_EXIT_ANSWER, "out of memory building the request");
+
+    CURL *h = c->curl;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    if (!c->tcp)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->socket);
+    /* A proxy from the environment must never see a loopback request or
+     * the token. */
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "shoal/" SHOAL_VERSION);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CLI_MAX_RESPONSE);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+
+    CURLcode cc = curl_easy_perform(h);
+    explicit_bzero(auth, sizeof(auth));
+    curl_slist_free_all(headers);
+    /* errbuf lives on this stack frame; libcurl must not keep pointing at it. */
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    if (cc != CURLE_OK)
+        return transport_error(c, cc, errbuf, r, e);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    if (r->status < 200 || r->status > 299)
+        return http_error(c, r, e);
+
+    struct shoal_diag d;
+    shoal_diag_clear(&d);
+    if (shoal_json_parse(r->body.data ? r->body.data : "", r->body.len, &r->json, &d) !=
+        SHOAL_OK) {
+        char line[600];
+        shoal_diag_format(&d, line, sizeof(line));
+        return fail(e, CLI_EXIT_ANSWER, "malformed answer from %s (GET %s): %s", cli_where(c),
+                    path, line);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* A 2xx answer whose JSON does not have the shape we need. */
+static int bad_shape(struct cli *c, const char *path, const struct shoal_diag *d,
+                     struct cli_error *e)
+{
+    char line[600];
+    shoal_diag_format(d, line, sizeof(line));
+    return fail(e, CLI_EXIT_ANSWER, "malformed answer from %s (GET %s): %s", cli_where(c), path,
+                line);
+}
+
+/* Print a body as the daemon sent it, ending with exactly one newline. */
+static void print_verbatim(const struct cli_response *r)
+{
+    fwrite(r->body.data, 1, r->body.len, stdout);
+    if (r->body.len == 0 || r->body.data[r->body.len - 1] != '\n')
+        fputc('\n', stdout);
+}
+
+/* ---- Command helpers ---- */
+
+/* Accept the options every command takes (--json; --help is handled before
+ * a command runs) and up to max_pos positional arguments, stored in pos. */
+static int parse_command_args(struct cli *c, const struct cli_command *cmd, int argc, char **argv,
+                              int max_pos, char **pos, int *n_pos)
+{
+    bool opts = true;
+    *n_pos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (opts && strcmp(a, "--") == 0) {
+            opts = false;
+        } else if (opts && strcmp(a, "--json") == 0) {
+            c->json = true;
+        } else if (opts && a[0] == '-' && a[1] != '\0') {
+            return usage_error(cmd, "unknown option '%s'", a);
+        } else {
+            if (*n_pos >= max_pos)
+                return usage_error(cmd, "unexpected argument '%s'", a);
+            pos[(*n_pos)++] = argv[i];
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+/* What /v1/version tells us, checked. Strings point into r->json. */
+struct daemon_version {
+    const char *name, *version, *api, *socket, *tcp, *config;
+    int64_t pid, uptime_ms;
+};
+
+static int read_version(struct cli *c, const struct cli_response *r, struct daemon_version *v,
+                        struct cli_error *e)
+{
+    const char *path = "/v1/version";
+    struct shoal_diag d;
+    shoal_diag_clear(&d);
+    const cJSON *root = r->json;
+    const cJSON *listen = cJSON_GetObjectItemCaseSensitive(root, "listen");
+    v->api = v->tcp = v->config = NULL;
+    if (shoal_json_get_str(root, "$", "name", true, &v->name, &d) ||
+        shoal_json_get_str(root, "$", "version", true, &v->version, &d) ||
+        shoal_json_get_int(root, "$", "pid", true, 1, INT32_MAX, &v->pid, &d) ||
+        shoal_json_get_int(root, "$", "uptime_ms", true, 0, INT64_MAX / 2, &v->uptime_ms, &d) ||
+        shoal_json_get_str(listen, "$.listen", "socket", true, &v->socket, &d))
+        return bad_shape(c, path, &d, e);
+    /* Optional members: absent or null is fine, the wrong type is not. */
+    if (shoal_json_get_str(root, "$", "api", false, &v->api, &d) == SHOAL_ERR_INVALID ||
+        shoal_json_get_str(root, "$", "config", false, &v->config, &d) == SHOAL_ERR_INVALID ||
+        shoal_json_get_str(listen, "$.listen", "tcp", false, &v->tcp, &d) == SHOAL_ERR_INVALID)
+        return bad_shape(c, path, &d, e);
+    return CLI_EXIT_OK;
+}
+
+/* ---- Commands ---- */
+
+static int cmd_status(struct cli *c, int argc, char **argv)
+{
+    const struct cli_command *cmd = command_find("status");
+    int n_pos, rc;
+    if ((rc = parse_command_args(c, cmd, argc, argv, 0, NULL, &n_pos)))
+        return rc;
+
+    struct cli_response r;
+    struct cli_error e;
+    struct daemon_version v;
+    response_init(&r);
+    if ((rc = cli_get(c, "/v1/version", &r, &e)) || (rc = read_version(c, &r, &v, &e))) {
+        if (e.msg[0])
+            error_print(&e);
+        response_fini(&r);
+        return rc;
+    }
+    if (c->json) {
+        print_verbatim(&r);
+    } else {
+        char a[256], b[256], up[32];
+        format_uptime(v.uptime_ms, up, sizeof(up));
+        printf("%s ", clean(v.name, a, sizeof(a)));
+        printf("%s is running\n", clean(v.version, b, sizeof(b)));
+        printf("  %-8s %" PRId64 "\n", "pid", v.pid);
+        printf("  %-8s %s\n", "uptime", up);
+        printf("  %-8s %s\n", "socket", clean(v.socket, a, sizeof(a)));
+        printf("  %-8s %s\n", "tcp", v.tcp ? clean(v.tcp, a, sizeof(a)) : "off");
+        printf("  %-8s %s\n", "config",
+               v.config ? clean(v.config, a, sizeof(a)) : "(built-in defaults)");
+    }
+    response_fini(&r);
+    return CLI_EXIT_OK;
+}
+
+static int cmd_health(struct cli *c, int argc, char **argv)
+{
+    const struct cli_command *cmd = command_find("health");
+    int n_pos, rc;
+    if ((rc = parse_command_args(c, cmd, argc, argv, 0, NULL, &n_pos)))
+        return rc;
+
+    struct cli_response r;
+    struct cli_error e;
+    response_init(&r);
+    if ((rc = cli_get(c, "/healthz", &r, &e))) {
+        if (e.msg[0])
+            error_print(&e);
+        response_fini(&r);
+        return rc;
+    }
+    const char *status = NULL;
+    struct shoal_diag d;
+    shoal_diag_clear(&d);
+    if (shoal_json_get_str(r.json, "$", "status", true, &status, &d)) {
+        bad_shape(c, "/healthz", &d, &e);
+        error_print(&e);
+        response_fini(&r);
+        return CLI_EXIT_ANSWER;
+    }
+    if (c->json) {
+        print_verbatim(&r);
+        rc = strcmp(status, "ok") == 0 ? CLI_EXIT_OK : CLI_EXIT_ANSWER;
+    } else if (strcmp(status, "ok") == 0) {
+        puts("ok");
+    } else {
+        char s[256];
+        fprintf(stderr, "shoal: shoald reports status '%s'\n", clean(status, s, sizeof(s)));
+        rc = CLI_EXIT_ANSWER;
+    }
+    response_fini(&r);
+    return rc;
+}
+
+static int cmd_version(struct cli *c, int argc, char **argv)
+{
+    const struct cli_command *cmd = command_find("version");
+    int n_pos, rc;
+    if ((rc = parse_command_args(c, cmd, argc, argv, 0, NULL, &n_pos)))
+        return rc;
+
+    struct cli_response r;
+    struct cli_error e;
+    struct daemon_version v;
+    response_init(&r);
+    if (!c->json)
+        printf("shoal  %s\n", SHOAL_VERSION);
+    fflush(stdout); /* before any config report on stderr */
+    rc = cli_get(c, "/v1/version", &r, &e);
+    if (rc == CLI_EXIT_USAGE) {
+        /* A broken config is worth stopping for even here: it is the
+         * one shoald would refuse to start with. */
+        if (e.msg[0])
+            error_print(&e);
+        response_fini(&r);
+        return rc;
+    }
+    if (rc == CLI_EXIT_OK)
+        rc = read_version(c, &r, &v, &e);
+
+    if (c->json) {
+        cJSON *out = cJSON_CreateObject();
+        cJSON *cli = cJSON_AddObjectToObject(out, "cli");
+        cJSON_AddStringToObject(cli, "name", "shoal");
+        cJSON_AddStringToObject(cli, "version", SHOAL_VERSION);
+        if (rc == CLI_EXIT_OK) {
+            cJSON_AddItemToObject(out, "daemon", r.json);
+            r.json = NULL; /* now owned by out */
+        } else {
+            cJSON_AddNullToObject(out, "daemon");
+            cJSON_AddStringToObject(out, "daemon_error", e.msg);
+        }
+        char *s = cJSON_PrintUnformatted(out);
+        if (s) {
+            puts(s);
+            cJSON_free(s);
+        }
+        cJSON_Delete(out);
+        if (!s) {
+            fputs("shoal: out of memory\n", stderr);
+            response_fini(&r);
+            return CLI_EXIT_ANSWER;
+        }
+    } else {
+        if (rc == CLI_EXIT_OK) {
+            char a[256], b[64];
+            printf("%-6s %s", clean(v.name, a, sizeof(a)), clean(v.version, b, sizeof(b)));
+            if (v.api)
+                printf(" (api %s)", clean(v.api, a, sizeof(a)));
+            putchar('\n');
+        } else {
+            printf("shoald not reachable: %s\n", e.msg);
+        }
+    }
+    response_fini(&r);
+    return CLI_EXIT_OK;
+}
+
+static int cmd_help(struct cli *c, int argc, char **argv)
+{
+    const struct cli_command *cmd = command_find("help");
+    char *pos[1];
+    int n_pos, rc;
+    if ((rc = parse_command_args(c, cmd, argc, argv, 1, pos, &n_pos)))
+        return rc;
+    if (n_pos == 0) {
+        print_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    const struct cli_command *target = command_find(pos[0]);
+    if (!target) {
+        const char *near = command_suggest(pos[0]);
+        if (near)
+            return usage_error(NULL, "unknown command '%s' (did you mean '%s'?)", pos[0], near);
+        return usage_error(NULL, "unknown command '%s'", pos[0]);
+    }
+    print_command_usage(stdout, target, true);
+    return CLI_EXIT_OK;
+}
+
+/* ---- main ---- */
+
+/* Match "--name VALUE" or "--name=VALUE"; advances *i past a separate value. */
+static bool take_value(int argc, char **argv, int *i, const char *name, const char **out,
+                       int *rc)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0)
+        return false;
+    if (a[n] == '=') {
+        *out = a + n + 1;
+        return true;
+    }
+    if (a[n] != '\0')
+        return false;
+    if (*i + 1 >= argc) {
+        *rc = usage_error(NULL, "option %s needs a value", name);
+        return true;
+    }
+    *out = argv[++*i];
+    return true;
+}
+
+static int run(struct cli *c, int argc, char **argv)
+{
+    int i = 1, rc = CLI_EXIT_OK;
+    const char *timeout = NULL;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_usage(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("shoal %s\n", SHOAL_VERSION);
+            return CLI_EXIT_OK;
+        }
+        if (strcmp(a, "--json") == 0) {
+            c->json = true;
+            continue;
+        }
+        if (take_value(argc, argv, &i, "--socket", &c->opt_socket, &rc) ||
+            take_value(argc, argv, &i, "--url", &c->opt_url, &rc) ||
+            take_value(argc, argv, &i, "--config", &c->opt_config, &rc) ||
+            take_value(argc, argv, &i, "--timeout", &timeout, &rc)) {
+            if (rc)
+                return rc;
+            continue;
+        }
+        return usage_error(NULL, "unknown option '%s'", a);
+    }
+    if (timeout && parse_seconds_ms(timeout, CLI_MAX_TIMEOUT, &c->timeout_ms) != SHOAL_OK)
+        return usage_error(NULL, "--timeout: expected seconds such as 10 or 0.5, got '%s'",
+                           timeout);
+    if (c->opt_config && c->opt_config[0] == '\0')
+        return usage_error(NULL, "--config needs a file name");
+    if (i >= argc)
+        return usage_error(NULL, "no command given");
+
+    const char *name = argv[i];
+    const struct cli_command *cmd = command_find(name);
+    if (!cmd) {
+        const char *near = command_suggest(name);
+        if (near)
+            return usage_error(NULL, "unknown command '%s' (did you mean '%s'?)", name, near);
+        return usage_error(NULL, "unknown command '%s'", name);
+    }
+    int cargc = argc - i - 1;
+    char **cargv = argv + i + 1;
+    for (int k = 0; k < cargc && strcmp(cargv[k], "--") != 0; k++) {
+        if (strcmp(cargv[k], "--help") == 0 || strcmp(cargv[k], "-h") == 0) {
+            print_command_usage(stdout, cmd, true);
+            return CLI_EXIT_OK;
+        }
+    }
+    return cmd->run(c, cargc, cargv);
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = {.timeout_ms = CLI_DEFAULT_TIMEOUT};
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fputs("shoal: cannot initialise libcurl\n", stderr);
+        return CLI_EXIT_ANSWER;
+    }
+    int rc = run(&c, argc, argv);
+    if (c.curl)
+        curl_easy_cleanup(c.curl);
+    shoal_secret_free(c.token);
+    curl_global_cleanup();
+    if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
+        rc = CLI_EXIT_ANSWER;
+    return rc;
+}

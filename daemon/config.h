@@ -1,0 +1,91 @@
+/* config.h: shoal.yaml → an immutable configuration snapshot (daemon
+ * internal). The loader checks everything in one pass and reports every
+ * problem as file:line:col: key.path: message. A snapshot never changes after
+ * load; SIGHUP builds a new one and swaps it in whole. Loop thread or any
+ * thread: loading touches no global state except reading the environment. */
+#ifndef SHOAL_DAEMON_CONFIG_H
+#define SHOAL_DAEMON_CONFIG_H
+
+#include "common.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Every problem found in one load, in file order. */
+struct config_report {
+    struct shoal_diag *items;
+    size_t n, cap;
+    size_t dropped; /* problems past CONFIG_REPORT_MAX, counted but not kept */
+};
+#define CONFIG_REPORT_MAX 100
+
+void config_report_init(struct config_report *r);
+void config_report_fini(struct config_report *r);
+/* Write each problem on its own line ("file:line:col: path: msg\n"). */
+void config_report_print(const struct config_report *r, int fd);
+
+struct config_limits {
+    uint32_t header_bytes;      /* request line + headers, bytes (431) */
+    uint32_t header_count;      /* header fields per request (431) */
+    uint64_t body_bytes;        /* request body, bytes (413) */
+    uint32_t header_timeout_ms; /* first byte → end of headers, total (408) */
+    uint32_t body_timeout_ms;   /* end of headers → end of body, total (408) */
+    uint32_t keepalive_ms;      /* idle keep-alive connection is closed after */
+    uint32_t max_connections;   /* open client connections (503 past it) */
+    uint32_t shutdown_ms;       /* SIGTERM: in-flight requests get this long */
+};
+
+struct config {
+    char *source; /* path the snapshot came from, or "(built-in defaults)" */
+    struct {
+        char *socket;   /* absolute path of the Unix socket */
+        bool tcp;       /* also listen on loopback TCP */
+        char *tcp_host; /* numeric loopback address, e.g. "127.0.0.1" or "::1" */
+        uint16_t tcp_port;
+    } listen;
+    struct shoal_secret *auth_token; /* bearer token for TCP; NULL when unset */
+    struct config_limits limits;
+    enum shoal_log_level log_level;
+};
+
+/* Resolve which file to load: explicit (--config) if non-NULL, else
+ * $SHOAL_CONFIG, $XDG_CONFIG_HOME/shoal/shoal.yaml (or ~/.config/...),
+ * /etc/shoal/shoal.yaml. *found is false when no file exists and built-in
+ * defaults apply. An explicit path or $SHOAL_CONFIG that does not exist is
+ * NOT_FOUND (the user asked for it). */
+enum shoal_err config_find(const char *explicit_path, char *out, size_t n, bool *found,
+                           struct shoal_diag *d);
+
+/* Parse and validate a file / an in-memory document (name is used in
+ * diagnostics). On failure every problem is in r (which may be NULL; the
+ * problems are then only counted), in file order, and *out is untouched.
+ * Returns INVALID for any problem in the document (including unreadable
+ * secrets), NOT_FOUND / PERM / IO when the file cannot be opened or read,
+ * TOO_BIG past SHOAL_CAP_CONFIG_BYTES, NOMEM. Caller owns *out
+ * (config_free). Secrets and ${VAR}s are read from the environment and the
+ * file system during the load. */
+enum shoal_err config_load_file(const char *path, struct config **out, struct config_report *r);
+enum shoal_err config_load_string(const char *name, const char *text, size_t n, struct config **out,
+                                  struct config_report *r);
+/* Like config_load_file, for clients (the CLI) that need listen.* only:
+ * secrets are checked for shape but not resolved, so a variable that only
+ * the daemon's environment holds is not an error; auth_token stays NULL. */
+enum shoal_err config_load_file_client(const char *path, struct config **out,
+                                       struct config_report *r);
+/* The built-in defaults (no file). INVALID (with a problem at
+ * listen.socket) when the default socket path does not fit a Unix socket. */
+enum shoal_err config_defaults(struct config **out, struct config_report *r);
+void config_free(struct config *c);
+
+/* The default socket path: $XDG_RUNTIME_DIR/shoal/shoal.sock (when set and
+ * absolute), or /run/shoal/shoal.sock as root, or /tmp/shoal-UID/shoal.sock.
+ * TOO_BIG, with out untouched, when it does not fit in n bytes. */
+enum shoal_err config_default_socket(char *out, size_t n);
+
+/* Append the effective configuration as YAML to b, every key with its
+ * unit; loading the output gives the same configuration. Secrets appear
+ * only as where they come from, `token: { env: SHOAL_TOKEN }` or
+ * `token: { file: "/path" }`, never their value. */
+enum shoal_err config_print(const struct config *c, struct shoal_buf *b);
+
+#endif

@@ -1,0 +1,98 @@
+/* server.h: the HTTP/1.1 server of shoald (daemon internal): listeners on a
+ * Unix socket and optionally loopback TCP, connections driven by the libevent
+ * loop, limits from the configuration, graceful drain on shutdown. Every
+ * function here runs on the loop thread only. */
+#ifndef SHOAL_DAEMON_SERVER_H
+#define SHOAL_DAEMON_SERVER_H
+
+#include "common.h"
+#include "config.h"
+#include "http.h"
+
+#include <stdint.h>
+
+struct event_base;
+struct server;
+
+/* ---- listeners (listen.c) ---- */
+
+/* A bound, listening Unix socket and the lock that proves we own it. */
+struct listen_unix {
+    int fd;      /* listening socket, -1 when closed */
+    int lock_fd; /* flock(2)ed "<path>.lock", held for the daemon's life */
+    char path[108];
+    uint64_t ino; /* inode of the socket we bound, so we remove only ours */
+};
+
+/* Create the socket's directory (0700) if missing, take the lock, remove a
+ * stale socket (only a socket, owned by us, that nobody answers on), bind
+ * with mode 0600 and listen. BUSY when a live daemon answers or holds the
+ * lock; PERM when the path is not a socket or not ours. */
+enum shoal_err listen_unix_open(const char *path, struct listen_unix *out, struct shoal_diag *d);
+/* Stop listening and unlink the socket if it is still the one we bound. */
+void listen_unix_close(struct listen_unix *l);
+/* Bind a listening TCP socket on a numeric loopback address. */
+enum shoal_err listen_tcp_open(const char *host, uint16_t port, int *fd, struct shoal_diag *d);
+
+/* ---- routes (api.c) ---- */
+
+/* What a handler sees: views into the connection's buffer, valid for the
+ * call only. */
+struct api_request {
+    enum http_method method;
+    const char *method_name;
+    size_t method_len;
+    const char *path;
+    size_t path_len;
+    const char *query;
+    size_t query_len;
+    const char *body;
+    size_t body_len;
+};
+
+/* What a handler produces: a status and a JSON body in the server's scratch
+ * buffer; allow is the Allow header for 405 (a static string). */
+struct api_reply {
+    int status;
+    const char *allow;
+};
+
+/* Facts the routes report, owned by shoald. */
+struct api_info {
+    const struct config *cfg; /* the snapshot in force; replaced on SIGHUP */
+    uint64_t started_ms;      /* shoal_now_ms() at start */
+    int64_t started_unix;     /* wall clock at start, seconds */
+};
+
+/* Route one request. Writes the JSON body to body (reset by the caller). */
+void api_handle(const struct api_info *info, const struct api_request *req, struct shoal_buf *body,
+                struct api_reply *rep);
+/* Append {"error":{"type":T,"message":M}} to body (M is JSON-escaped). */
+void api_error_body(struct shoal_buf *body, const char *type, const char *message);
+/* The error type for an HTTP status ("bad_request", "not_found", ...). */
+const char *api_error_type(int status);
+
+/* ---- server (server.c) ---- */
+
+/* Start listening per cfg. info must outlive the server. */
+enum shoal_err server_new(struct event_base *base, const struct api_info *info,
+                          struct server **out, struct shoal_diag *d);
+/* A new configuration is in force: limits apply to requests that start
+ * from now on, the token to the next TCP request. Listen addresses are fixed
+ * at start; a change to them is reported by the caller as needing a restart. */
+void server_config_changed(struct server *s);
+/* Stop accepting and remove the socket; idle connections close now, the
+ * others finish their current request (answered with Connection: close)
+ * within limits.shutdown_ms, then are cut. done(arg) runs once every
+ * connection is gone. */
+void server_shutdown(struct server *s, void (*done)(void *arg), void *arg);
+void server_free(struct server *s);
+
+/* Counters for /metrics and logs. */
+struct server_stats {
+    uint64_t accepted, rejected_full, requests, closed_timeout, errors_4xx, errors_5xx;
+    uint32_t open;
+};
+void server_stats_get(const struct server *s, struct server_stats *out);
+
+#endif

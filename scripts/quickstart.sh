@@ -1,0 +1,43 @@
+#!/bin/sh
+# The README's first command: install dependencies, build, start shoald on a
+# private socket, talk to it with the CLI and with curl, then stop it.
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake --preset default >/dev/null
+cmake --build --preset default -j"$jobs" >/dev/null
+echo "quickstart: built build/daemon/shoald and build/daemon/shoal"
+
+dir=$(mktemp -d /tmp/shoal-quickstart.XXXXXX)
+sock="$dir/shoal.sock"
+build/daemon/shoald --socket "$sock" 2>"$dir/shoald.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+i=0
+until build/daemon/shoal --socket "$sock" health >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 $pid 2>/dev/null; then
+        echo "quickstart: shoald did not start; its log:" >&2
+        cat "$dir/shoald.log" >&2
+        exit 1
+    fi
+    sleep 0.05
+done
+
+echo
+echo "\$ shoal --socket $sock status"
+build/daemon/shoal --socket "$sock" status
+echo
+echo "\$ curl --unix-socket $sock http://localhost/v1/version"
+curl -sS --unix-socket "$sock" http://localhost/v1/version
+echo
+kill -TERM $pid
+wait $pid
+trap - EXIT INT TERM
+echo
+echo "quickstart: shoald stopped cleanly; its log:"
+cat "$dir/shoald.log"
+rm -rf "$dir"
+echo
+echo "Run it for real:  build/daemon/shoald   (then: build/daemon/shoal status)"

@@ -1,0 +1,279 @@
+/* test_common.c: unit tests for common/: buffers and their caps, integer
+ * parsing, edit distance, diagnostics formatting, log line shape and
+ * quoting, secrets, and the JSON getters' error paths. */
+#include "common.h"
+#include "test.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void test_buf(void)
+{
+    struct shoal_buf b;
+    shoal_buf_init(&b, 10);
+    CHECK_STR(shoal_buf_cstr(&b), "");
+    CHECK_EQ_INT(shoal_buf_puts(&b, "hello"), SHOAL_OK);
+    CHECK_EQ_INT(shoal_buf_printf(&b, "%d", 12345), SHOAL_OK);
+    CHECK_STR(shoal_buf_cstr(&b), "hello12345");
+    CHECK_EQ_INT(b.len, 10);
+    /* At the cap: one more byte fails and leaves the contents alone. */
+    CHECK_EQ_INT(shoal_buf_puts(&b, "x"), SHOAL_ERR_TOO_BIG);
+    CHECK_EQ_INT(shoal_buf_printf(&b, "%s", "y"), SHOAL_ERR_TOO_BIG);
+    CHECK_STR(shoal_buf_cstr(&b), "hello12345");
+    shoal_buf_consume(&b, 5);
+    CHECK_STR(shoal_buf_cstr(&b), "12345");
+    shoal_buf_consume(&b, 99);
+    CHECK_EQ_INT(b.len, 0);
+    CHECK_STR(shoal_buf_cstr(&b), "");
+    /* Overflowing sizes are refused, not wrapped. */
+    CHECK_EQ_INT(shoal_buf_reserve(&b, SIZE_MAX), SHOAL_ERR_TOO_BIG);
+    shoal_buf_fini(&b);
+
+    /* Growth across many appends keeps every byte. */
+    shoal_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 10000; i++)
+        CHECK_EQ_INT(shoal_buf_append(&b, "ab", 2), SHOAL_OK);
+    CHECK_EQ_INT(b.len, 20000);
+    int ok = 1;
+    for (size_t i = 0; i < b.len; i++)
+        ok &= b.data[i] == (i % 2 ? 'b' : 'a');
+    CHECK(ok);
+    CHECK_EQ_INT(b.data[b.len], '\0');
+    shoal_buf_fini(&b);
+}
+
+static void test_parse_i64(void)
+{
+    int64_t v = 0;
+    CHECK_EQ_INT(shoal_parse_i64("42", 2, 0, 100, &v), SHOAL_OK);
+    CHECK_EQ_INT(v, 42);
+    CHECK_EQ_INT(shoal_parse_i64("-7", 2, -10, 10, &v), SHOAL_OK);
+    CHECK_EQ_INT(v, -7);
+    CHECK_EQ_INT(shoal_parse_i64("9223372036854775807", 19, INT64_MIN, INT64_MAX, &v), SHOAL_OK);
+    CHECK_EQ_INT(v, INT64_MAX);
+    CHECK_EQ_INT(shoal_parse_i64("-9223372036854775808", 20, INT64_MIN, INT64_MAX, &v), SHOAL_OK);
+    CHECK(v == INT64_MIN);
+    CHECK_EQ_INT(shoal_parse_i64("9223372036854775808", 19, INT64_MIN, INT64_MAX, &v),
+                 SHOAL_ERR_TOO_BIG);
+    CHECK_EQ_INT(shoal_parse_i64("101", 3, 0, 100, &v), SHOAL_ERR_TOO_BIG);
+    CHECK_EQ_INT(shoal_parse_i64("", 0, 0, 100, &v), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_i64("-", 1, -5, 100, &v), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_i64("1x", 2, 0, 100, &v), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_i64(" 1", 2, 0, 100, &v), SHOAL_ERR_INVALID);
+    /* n bounds the input: "12" of "123" */
+    CHECK_EQ_INT(shoal_parse_i64("123", 2, 0, 100, &v), SHOAL_OK);
+    CHECK_EQ_INT(v, 12);
+}
+
+static void test_strings(void)
+{
+    char small[4];
+    CHECK(!shoal_strlcpy(small, "hello", sizeof(small)));
+    CHECK_STR(small, "hel");
+    CHECK(shoal_strlcpy(small, "hi", sizeof(small)));
+    CHECK_STR(small, "hi");
+
+    CHECK_EQ_INT(shoal_edit_distance("socket", "socket", 3), 0);
+    CHECK_EQ_INT(shoal_edit_distance("sockte", "socket", 3), 2);
+    CHECK_EQ_INT(shoal_edit_distance("limit", "limits", 3), 1);
+    CHECK_EQ_INT(shoal_edit_distance("", "abc", 5), 3);
+    CHECK_EQ_INT(shoal_edit_distance("kitten", "sitting", 5), 3);
+    /* Capped: anything past the cap reports cap + 1. */
+    CHECK_EQ_INT(shoal_edit_distance("abcdefgh", "zzzzzzzz", 2), 3);
+}
+
+static void test_diag(void)
+{
+    struct shoal_diag d;
+    char out[1024];
+    shoal_diag_clear(&d);
+    CHECK_EQ_INT(shoal_diag_set(&d, SHOAL_ERR_INVALID, "expected %s", "integer"),
+                 SHOAL_ERR_INVALID);
+    shoal_diag_at(&d, "shoal.yaml", 3, 7);
+    shoal_diag_path(&d, "limits.body_bytes");
+    shoal_diag_format(&d, out, sizeof(out));
+    CHECK_STR(out, "shoal.yaml:3:7: limits.body_bytes: expected integer");
+
+    shoal_diag_clear(&d);
+    shoal_diag_set(&d, SHOAL_ERR_INVALID, "bad magic");
+    shoal_diag_at_offset(&d, "m.gguf", 4);
+    shoal_diag_format(&d, out, sizeof(out));
+    CHECK_STR(out, "m.gguf: byte 4: bad magic");
+
+    shoal_diag_clear(&d);
+    shoal_diag_set(&d, SHOAL_ERR_IO, "plain");
+    shoal_diag_format(&d, out, sizeof(out));
+    CHECK_STR(out, "plain");
+    /* Truncation still terminates. */
+    char tiny[6];
+    size_t want = shoal_diag_format(&d, tiny, sizeof(tiny));
+    CHECK_EQ_INT(want, 5);
+    CHECK_STR(tiny, "plain");
+    CHECK(shoal_diag_set(NULL, SHOAL_ERR_NOMEM, "x") == SHOAL_ERR_NOMEM);
+    CHECK_STR(shoal_err_name(SHOAL_ERR_TOO_BIG), "too_big");
+}
+
+/* Capture log lines through a pipe. */
+static size_t capture_log(char *out, size_t n, void (*emit)(void))
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 0;
+    shoal_log_set_fd(fds[1]);
+    emit();
+    shoal_log_set_fd(2);
+    close(fds[1]);
+    ssize_t r = read(fds[0], out, n - 1);
+    close(fds[0]);
+    out[r > 0 ? r : 0] = '\0';
+    return r > 0 ? (size_t)r : 0;
+}
+
+static void emit_quoted(void)
+{
+    struct shoal_logline l;
+    if (shoal_log_begin(&l, SHOAL_LOG_WARN, "test_event")) {
+        shoal_log_kv(&l, "plain", "%s", "abc");
+        shoal_log_kv(&l, "spaced", "%s", "a b \"c\"\n");
+        shoal_log_kv(&l, "empty", "%s", "");
+        shoal_log_end(&l);
+    }
+}
+
+static void emit_filtered(void)
+{
+    shoal_log(SHOAL_LOG_DEBUG, "hidden", "should not appear");
+    shoal_log(SHOAL_LOG_ERROR, "shown", "x=%d", 1);
+}
+
+static void emit_long(void)
+{
+    char big[5000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    shoal_log(SHOAL_LOG_ERROR, "long", "%s", big);
+}
+
+static void test_log(void)
+{
+    char out[8192];
+    enum shoal_log_level lvl;
+    CHECK_EQ_INT(shoal_log_level_parse("WARNING", &lvl), SHOAL_OK);
+    CHECK_EQ_INT(lvl, SHOAL_LOG_WARN);
+    CHECK_EQ_INT(shoal_log_level_parse("verbose", &lvl), SHOAL_ERR_INVALID);
+
+    shoal_log_set_level(SHOAL_LOG_INFO);
+    capture_log(out, sizeof(out), emit_quoted);
+    CHECK(strncmp(out, "ts=", 3) == 0);
+    CHECK_CONTAINS(out, " level=warn event=test_event plain=abc ");
+    CHECK_CONTAINS(out, " spaced=\"a b \\\"c\\\"\\n\" empty=\"\"\n");
+    CHECK_EQ_INT(strchr(out, '\n') - out + 1, (long long)strlen(out)); /* one line */
+
+    capture_log(out, sizeof(out), emit_filtered);
+    CHECK(strstr(out, "hidden") == NULL);
+    /* '=' inside a value forces quotes so the line stays parseable. */
+    CHECK(strstr(out, "msg=\"x=1\"") != NULL);
+
+    size_t n = capture_log(out, sizeof(out), emit_long);
+    CHECK(n <= SHOAL_CAP_LOG_LINE);
+    CHECK_CONTAINS(out, " truncated=1\n");
+
+    setenv("SHOAL_LOG", "error", 1);
+    CHECK_EQ_INT(shoal_log_level_from_env(), SHOAL_OK);
+    CHECK_EQ_INT(shoal_log_get_level(), SHOAL_LOG_ERROR);
+    setenv("SHOAL_LOG", "loud", 1);
+    CHECK_EQ_INT(shoal_log_level_from_env(), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_log_get_level(), SHOAL_LOG_ERROR);
+    unsetenv("SHOAL_LOG");
+    shoal_log_set_level(SHOAL_LOG_INFO);
+}
+
+static void test_secret(void)
+{
+    struct shoal_secret *s = NULL;
+    CHECK_EQ_INT(shoal_secret_new("sk-abc", 6, "env:KEY", &s), SHOAL_OK);
+    size_t len = 0;
+    CHECK_STR(shoal_secret_reveal(s, &len), "sk-abc");
+    CHECK_EQ_INT(len, 6);
+    CHECK_STR(shoal_secret_source(s), "env:KEY");
+    CHECK(shoal_secret_equals(s, "sk-abc", 6));
+    CHECK(!shoal_secret_equals(s, "sk-abd", 6));
+    CHECK(!shoal_secret_equals(s, "sk-ab", 5));
+    CHECK(!shoal_secret_equals(s, "sk-abcd", 7));
+    CHECK(!shoal_secret_equals(s, "", 0));
+    shoal_secret_free(s);
+    shoal_secret_free(NULL);
+}
+
+static void test_json(void)
+{
+    struct shoal_diag d;
+    cJSON *root = NULL;
+    const char *text = "{\"name\":\"x\",\"n\":5,\"f\":1.5,\"b\":true,\"big\":1e300}";
+    shoal_diag_clear(&d);
+    CHECK_EQ_INT(shoal_json_parse(text, strlen(text), &root, &d), SHOAL_OK);
+
+    const char *s = NULL;
+    int64_t n = 0;
+    double f = 0;
+    bool b = false;
+    CHECK_EQ_INT(shoal_json_get_str(root, "$", "name", true, &s, &d), SHOAL_OK);
+    CHECK_STR(s, "x");
+    CHECK_EQ_INT(shoal_json_get_int(root, "$", "n", true, 0, 10, &n, &d), SHOAL_OK);
+    CHECK_EQ_INT(n, 5);
+    CHECK_EQ_INT(shoal_json_get_num(root, "$", "f", true, &f, &d), SHOAL_OK);
+    CHECK(f == 1.5);
+    CHECK_EQ_INT(shoal_json_get_bool(root, "$", "b", true, &b, &d), SHOAL_OK);
+    CHECK(b);
+
+    char out[512];
+    shoal_diag_clear(&d);
+    CHECK_EQ_INT(shoal_json_get_int(root, "$", "f", true, 0, 10, &n, &d), SHOAL_ERR_INVALID);
+    shoal_diag_format(&d, out, sizeof(out));
+    CHECK_STR(out, "$.f: expected integer");
+    shoal_diag_clear(&d);
+    CHECK_EQ_INT(shoal_json_get_int(root, "$", "n", true, 0, 3, &n, &d), SHOAL_ERR_INVALID);
+    shoal_diag_format(&d, out, sizeof(out));
+    CHECK_STR(out, "$.n: 5 is out of range [0, 3]");
+    shoal_diag_clear(&d);
+    CHECK_EQ_INT(shoal_json_get_int(root, "$", "big", true, 0, 3, &n, &d), SHOAL_ERR_INVALID);
+    shoal_diag_clear(&d);
+    CHECK_EQ_INT(shoal_json_get_str(root, "$.req", "missing", true, &s, &d), SHOAL_ERR_INVALID);
+    shoal_diag_format(&d, out, sizeof(out));
+    CHECK_STR(out, "$.req.missing: required member is missing");
+    CHECK_EQ_INT(shoal_json_get_str(root, "$", "missing", false, &s, &d), SHOAL_ERR_NOT_FOUND);
+    CHECK_EQ_INT(shoal_json_get_str(root, "$", "n", true, &s, &d), SHOAL_ERR_INVALID);
+
+    struct shoal_buf buf;
+    shoal_buf_init(&buf, 1024);
+    CHECK_EQ_INT(shoal_json_render(root, &buf), SHOAL_OK);
+    CHECK_CONTAINS(shoal_buf_cstr(&buf), "\"name\":\"x\"");
+    shoal_buf_fini(&buf);
+    cJSON_Delete(root);
+
+    /* Syntax errors carry a byte offset; trailing junk is an error. */
+    shoal_diag_clear(&d);
+    CHECK_EQ_INT(shoal_json_parse("{\"a\":1,}", 8, &root, &d), SHOAL_ERR_INVALID);
+    CHECK(d.offset >= 6 && d.offset <= 8);
+    shoal_diag_clear(&d);
+    CHECK_EQ_INT(shoal_json_parse("{} x", 4, &root, &d), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(d.offset, 3);
+    CHECK_EQ_INT(shoal_json_parse("", 0, &root, &d), SHOAL_ERR_INVALID);
+    /* Length-bounded: the bytes after n are not read. */
+    CHECK_EQ_INT(shoal_json_parse("[1]garbage", 3, &root, &d), SHOAL_OK);
+    cJSON_Delete(root);
+}
+
+int main(void)
+{
+    test_buf();
+    test_parse_i64();
+    test_strings();
+    test_diag();
+    test_log();
+    test_secret();
+    test_json();
+    return test_report("test_common");
+}
