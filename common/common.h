@@ -132,6 +132,15 @@ bool shoal_strlcpy(char *dst, const char *src, size_t n);
  * junk, no empty string. The project's atoi. */
 enum shoal_err shoal_parse_i64(const char *s, size_t n, int64_t min, int64_t max, int64_t *out);
 
+/* Seconds with at most three decimals ("10", "0.5", "2.25") as
+ * milliseconds in [min_ms, max_ms]; no sign, no exponent. For command-line
+ * options such as --timeout. */
+enum shoal_err shoal_parse_seconds_ms(const char *s, uint32_t min_ms, uint32_t max_ms,
+                                      uint32_t *out);
+
+/* The value of one hex digit, or -1. */
+int shoal_hex_digit(char c);
+
 /* Edit distance (insert/delete/substitute), capped at cap+1 for speed.
  * Used for "did you mean" suggestions. */
 unsigned shoal_edit_distance(const char *a, const char *b, unsigned cap);

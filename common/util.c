@@ -51,6 +51,44 @@ enum shoal_err shoal_parse_i64(const char *s, size_t n, int64_t min, int64_t max
     return SHOAL_OK;
 }
 
+enum shoal_err shoal_parse_seconds_ms(const char *s, uint32_t min_ms, uint32_t max_ms,
+                                      uint32_t *out)
+{
+    const char *dot = strchr(s, '.');
+    size_t int_len = dot ? (size_t)(dot - s) : strlen(s);
+    int64_t secs = 0, frac = 0;
+    /* shoal_parse_i64 takes a sign; a duration does not. */
+    if (s[0] == '+' || s[0] == '-' || (dot && (dot[1] == '+' || dot[1] == '-')))
+        return SHOAL_ERR_INVALID;
+    if (int_len == 0 && !dot)
+        return SHOAL_ERR_INVALID;
+    if (int_len > 0 && shoal_parse_i64(s, int_len, 0, max_ms / 1000u, &secs) != SHOAL_OK)
+        return SHOAL_ERR_INVALID;
+    if (dot) {
+        size_t n = strlen(dot + 1);
+        if (n == 0 || n > 3 || shoal_parse_i64(dot + 1, n, 0, 999, &frac) != SHOAL_OK)
+            return SHOAL_ERR_INVALID;
+        for (size_t k = n; k < 3; k++)
+            frac *= 10;
+    }
+    uint64_t ms = (uint64_t)secs * 1000u + (uint64_t)frac;
+    if (ms < min_ms || ms > max_ms)
+        return SHOAL_ERR_INVALID;
+    *out = (uint32_t)ms;
+    return SHOAL_OK;
+}
+
+int shoal_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 unsigned shoal_edit_distance(const char *a, const char *b, unsigned cap)
 {
     size_t la = strlen(a), lb = strlen(b);

@@ -72,30 +72,34 @@ struct cli_command {
     const char *args;    /* synopsis after the name, "" when none */
     const char *summary; /* one line for the command list */
     const char *details; /* paragraphs for `shoal help NAME` */
-    int (*run)(struct cli *c, int argc, char **argv);
+    int max_args;        /* positional arguments it takes */
+    /* Runs with the command's options (--json) applied and its positional
+     * arguments in args[0..nargs). */
+    int (*run)(struct cli *c, int nargs, char **args);
 };
 
-static int cmd_status(struct cli *c, int argc, char **argv);
-static int cmd_health(struct cli *c, int argc, char **argv);
-static int cmd_version(struct cli *c, int argc, char **argv);
-static int cmd_help(struct cli *c, int argc, char **argv);
+static int cmd_status(struct cli *c, int nargs, char **args);
+static int cmd_health(struct cli *c, int nargs, char **args);
+static int cmd_version(struct cli *c, int nargs, char **args);
+static int cmd_help(struct cli *c, int nargs, char **args);
 
 static const struct cli_command commands[] = {
     {"status", "[--json]", "show whether shoald is running, and where",
      "Ask shoald for its version, pid, uptime, the socket and TCP address it\n"
      "listens on, and the config file it loaded (GET /v1/version).\n"
      "With --json, print the daemon's answer as it came.\n",
-     cmd_status},
+     0, cmd_status},
     {"health", "[--json]", "check that shoald answers; prints \"ok\"",
      "Ask shoald whether it is healthy (GET /healthz). Prints \"ok\" and exits 0\n"
      "when it is. With --json, print the daemon's answer as it came.\n",
-     cmd_health},
+     0, cmd_health},
     {"version", "[--json]", "print the versions of shoal and of the running shoald",
      "Print this client's version, and the running daemon's when one is\n"
      "reachable. A daemon that is not running is not an error here.\n",
-     cmd_version},
+     0, cmd_version},
     {"help", "[COMMAND]", "show help for shoal or for one command",
-     "Without COMMAND, show the overall help; with it, that command's usage.\n", cmd_help},
+     "Without COMMAND, show the overall help; with it, that command's usage.\n", 1,
+     cmd_help},
 };
 
 static const char usage_head[] = "usage: shoal [OPTIONS] COMMAND [ARGS]\n";
@@ -206,32 +210,6 @@ static const char *clean(const char *s, char *out, size_t n)
     return out;
 }
 
-/* "10", "0.5", "2.25": seconds with at most three decimals, as milliseconds. */
-static enum shoal_err parse_seconds_ms(const char *s, uint32_t max_ms, uint32_t *out)
-{
-    const char *dot = strchr(s, '.');
-    size_t int_len = dot ? (size_t)(dot - s) : strlen(s);
-    int64_t secs = 0, frac = 0;
-    /* shoal_parse_i64 takes a sign; a duration does not. */
-    if (s[0] == '+' || s[0] == '-' || (dot && (dot[1] == '+' || dot[1] == '-')))
-        return SHOAL_ERR_INVALID;
-    if (int_len == 0 && !dot)
-        return SHOAL_ERR_INVALID;
-    if (int_len > 0 && shoal_parse_i64(s, int_len, 0, max_ms / 1000u, &secs) != SHOAL_OK)
-        return SHOAL_ERR_INVALID;
-    if (dot) {
-        size_t n = strlen(dot + 1);
-        if (n == 0 || n > 3 || shoal_parse_i64(dot + 1, n, 0, 999, &frac) != SHOAL_OK)
-            return SHOAL_ERR_INVALID;
-        for (size_t k = n; k < 3; k++)
-            frac *= 10;
-    }
-    uint64_t ms = (uint64_t)secs * 1000u + (uint64_t)frac;
-    if (ms == 0 || ms > max_ms)
-        return SHOAL_ERR_INVALID;
-    *out = (uint32_t)ms;
-    return SHOAL_OK;
-}
 
 /* "5s", "5m12s", "3h07m", "2d04h": two units are enough to read at a glance. */
 static void format_uptime(int64_t ms, char *out, size_t n)
@@ -669,13 +647,11 @@ static int read_version(struct cli *c, const struct cli_response *r, struct daem
 
 /* ---- Commands ---- */
 
-static int cmd_status(struct cli *c, int argc, char **argv)
+static int cmd_status(struct cli *c, int nargs, char **args)
 {
-    const struct cli_command *cmd = command_find("status");
-    int n_pos, rc;
-    if ((rc = parse_command_args(c, cmd, argc, argv, 0, NULL, &n_pos)))
-        return rc;
-
+    (void)nargs;
+    (void)args;
+    int rc;
     struct cli_response r;
     struct cli_error e;
     struct daemon_version v;
@@ -704,13 +680,11 @@ static int cmd_status(struct cli *c, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int cmd_health(struct cli *c, int argc, char **argv)
+static int cmd_health(struct cli *c, int nargs, char **args)
 {
-    const struct cli_command *cmd = command_find("health");
-    int n_pos, rc;
-    if ((rc = parse_command_args(c, cmd, argc, argv, 0, NULL, &n_pos)))
-        return rc;
-
+    (void)nargs;
+    (void)args;
+    int rc;
     struct cli_response r;
     struct cli_error e;
     response_init(&r);
@@ -743,13 +717,11 @@ static int cmd_health(struct cli *c, int argc, char **argv)
     return rc;
 }
 
-static int cmd_version(struct cli *c, int argc, char **argv)
+static int cmd_version(struct cli *c, int nargs, char **args)
 {
-    const struct cli_command *cmd = command_find("version");
-    int n_pos, rc;
-    if ((rc = parse_command_args(c, cmd, argc, argv, 0, NULL, &n_pos)))
-        return rc;
-
+    (void)nargs;
+    (void)args;
+    int rc;
     struct cli_response r;
     struct cli_error e;
     struct daemon_version v;
@@ -807,24 +779,24 @@ static int cmd_version(struct cli *c, int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-static int cmd_help(struct cli *c, int argc, char **argv)
+static int unknown_command(const char *name)
 {
-    const struct cli_command *cmd = command_find("help");
-    char *pos[1];
-    int n_pos, rc;
-    if ((rc = parse_command_args(c, cmd, argc, argv, 1, pos, &n_pos)))
-        return rc;
-    if (n_pos == 0) {
+    const char *near = command_suggest(name);
+    if (near)
+        return usage_error(NULL, "unknown command '%s' (did you mean '%s'?)", name, near);
+    return usage_error(NULL, "unknown command '%s'", name);
+}
+
+static int cmd_help(struct cli *c, int nargs, char **args)
+{
+    (void)c;
+    if (nargs == 0) {
         print_usage(stdout);
         return CLI_EXIT_OK;
     }
-    const struct cli_command *target = command_find(pos[0]);
-    if (!target) {
-        const char *near = command_suggest(pos[0]);
-        if (near)
-            return usage_error(NULL, "unknown command '%s' (did you mean '%s'?)", pos[0], near);
-        return usage_error(NULL, "unknown command '%s'", pos[0]);
-    }
+    const struct cli_command *target = command_find(args[0]);
+    if (!target)
+        return unknown_command(args[0]);
     print_command_usage(stdout, target, true);
     return CLI_EXIT_OK;
 }
@@ -885,7 +857,7 @@ static int run(struct cli *c, int argc, char **argv)
         }
         return usage_error(NULL, "unknown option '%s'", a);
     }
-    if (timeout && parse_seconds_ms(timeout, CLI_MAX_TIMEOUT, &c->timeout_ms) != SHOAL_OK)
+    if (timeout && shoal_parse_seconds_ms(timeout, 1, CLI_MAX_TIMEOUT, &c->timeout_ms) != SHOAL_OK)
         return usage_error(NULL, "--timeout: expected seconds such as 10 or 0.5, got '%s'",
                            timeout);
     if (c->opt_config && c->opt_config[0] == '\0')
@@ -895,12 +867,8 @@ static int run(struct cli *c, int argc, char **argv)
 
     const char *name = argv[i];
     const struct cli_command *cmd = command_find(name);
-    if (!cmd) {
-        const char *near = command_suggest(name);
-        if (near)
-            return usage_error(NULL, "unknown command '%s' (did you mean '%s'?)", name, near);
-        return usage_error(NULL, "unknown command '%s'", name);
-    }
+    if (!cmd)
+        return unknown_command(name);
     int cargc = argc - i - 1;
     char **cargv = argv + i + 1;
     for (int k = 0; k < cargc && strcmp(cargv[k], "--") != 0; k++) {
@@ -909,7 +877,12 @@ static int run(struct cli *c, int argc, char **argv)
             return CLI_EXIT_OK;
         }
     }
-    return cmd->run(c, cargc, cargv);
+    char *args[8];
+    int nargs, max = cmd->max_args < (int)SHOAL_ARRAY_LEN(args) ? cmd->max_args
+                                                                 : (int)SHOAL_ARRAY_LEN(args);
+    if ((rc = parse_command_args(c, cmd, cargc, cargv, max, args, &nargs)))
+        return rc;
+    return cmd->run(c, nargs, args);
 }
 
 int main(int argc, char **argv)

@@ -455,16 +455,6 @@ enum chunk_state {
     CS_DONE,
 };
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* 15 hex digits stay below 2^60, so the size never overflows. */
 #define CHUNK_SIZE_DIGITS 15u
@@ -503,7 +493,7 @@ enum http_result http_parse_chunked(struct http_parser *p, const char *buf, size
             return fail(err, 431, "chunked trailer section too large");
         switch (p->cstate) {
         case CS_SIZE: {
-            int d = hex_value(c);
+            int d = shoal_hex_digit(c);
             if (d >= 0) {
                 if (++p->size_digits > CHUNK_SIZE_DIGITS)
                     return fail(err, 400, "chunk size too large");

@@ -84,6 +84,8 @@ struct server {
     struct event *reaper;
     struct shoal_buf reply;     /* scratch for response bodies */
     struct server_stats stats;
+    struct rejected *rejected; /* rejected connections still open (see reject_full) */
+    unsigned n_rejected;
     bool draining;
     struct event *drain_timer;
     void (*drain_done)(void *);
@@ -553,8 +555,50 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
     reap(arg);
 }
 
-/* Best-effort 503 to a connection we cannot take, then close it. */
-static void reject_full(int fd)
+/* Rejected connections linger briefly after their 503: closing at once
+ * would make the client's write of its request fail (EPIPE / reset) before
+ * it reads why. At most LINGER_MAX of them, each for LINGER_MS; past that
+ * a rejected connection is closed at once. */
+#define LINGER_MAX 256u
+#define LINGER_MS  1000u
+
+struct rejected {
+    struct server *srv;
+    struct rejected *prev, *next;
+    int fd;
+    struct event *ev;
+    uint64_t deadline_ms; /* total, however the client keeps sending */
+};
+
+static void rejected_end(struct rejected *l)
+{
+    struct server *s = l->srv;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        s->rejected = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    s->n_rejected--;
+    event_free(l->ev);
+    close(l->fd);
+    free(l);
+}
+
+static void on_rejected(evutil_socket_t fd, short what, void *arg)
+{
+    struct rejected *l = arg;
+    if ((what & EV_READ) && shoal_now_ms() < l->deadline_ms) {
+        char sink[4096];
+        ssize_t n = recv(fd, sink, sizeof(sink), 0);
+        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+            return; /* keep discarding until EOF or the timeout */
+    }
+    rejected_end(l);
+}
+
+/* Best-effort 503 to a connection we cannot take. */
+static void reject_full(struct server *s, int fd)
 {
 #define FULL_BODY "{\"error\":{\"type\":\"unavailable\",\"message\":\"too many connections; retry later\"}}"
     static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -564,6 +608,26 @@ static void reject_full(int fd)
     ssize_t n = send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
     shutdown(fd, SHUT_WR);
+    struct rejected *l = s->n_rejected < LINGER_MAX ? malloc(sizeof(*l)) : NULL;
+    if (l) {
+        l->srv = s;
+        l->fd = fd;
+        l->deadline_ms = shoal_now_ms() + LINGER_MS;
+        l->ev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_rejected, l);
+        struct timeval tv = {.tv_sec = LINGER_MS / 1000, .tv_usec = (LINGER_MS % 1000) * 1000};
+        if (l->ev && event_add(l->ev, &tv) == 0) {
+            l->prev = NULL;
+            l->next = s->rejected;
+            if (s->rejected)
+                s->rejected->prev = l;
+            s->rejected = l;
+            s->n_rejected++;
+            return;
+        }
+        if (l->ev)
+            event_free(l->ev);
+        free(l);
+    }
     close(fd);
 }
 
@@ -612,12 +676,12 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         s->stats.accepted++;
         if (s->stats.open >= s->info->cfg->limits.max_connections) {
             s->stats.rejected_full++;
-            reject_full(fd);
+            reject_full(s, fd);
             continue;
         }
         struct conn *c = calloc(1, sizeof(*c));
         if (!c) {
-            reject_full(fd);
+            reject_full(s, fd);
             continue;
         }
         c->srv = s;
@@ -767,6 +831,8 @@ void server_free(struct server *s)
         return;
     while (s->conns)
         conn_close(s->conns);
+    while (s->rejected)
+        rejected_end(s->rejected);
     close_listeners(s);
     reap(s);
     if (s->reaper)

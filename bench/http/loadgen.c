@@ -447,16 +447,6 @@ static enum parse_result parse_head(struct conn *k)
     return PARSE_DONE;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static enum parse_result parse_chunked(struct conn *k)
 {
@@ -467,7 +457,7 @@ static enum parse_result parse_chunked(struct conn *k)
             k->rpos++;
             if (++k->line > LG_CHUNK_LINE_MAX)
                 return PARSE_BAD;
-            int h = hex_value(c);
+            int h = shoal_hex_digit(c);
             if (!k->size_done && h >= 0) {
                 if (k->body_left > (UINT64_MAX >> 8))
                     return PARSE_BAD;
@@ -676,32 +666,6 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-/* "5", "0.5", "1.25": seconds with up to three decimals, as milliseconds. */
-static enum shoal_err parse_seconds_ms(const char *s, bool zero_ok, uint32_t *out)
-{
-    const char *dot = strchr(s, '.');
-    size_t int_len = dot ? (size_t)(dot - s) : strlen(s);
-    int64_t secs = 0, frac = 0;
-    /* shoal_parse_i64 takes a sign; a duration does not. */
-    if (s[0] == '+' || s[0] == '-' || (dot && (dot[1] == '+' || dot[1] == '-')))
-        return SHOAL_ERR_INVALID;
-    if (int_len == 0 && !dot)
-        return SHOAL_ERR_INVALID;
-    if (int_len > 0 && shoal_parse_i64(s, int_len, 0, LG_MAX_SECONDS / 1000u, &secs))
-        return SHOAL_ERR_INVALID;
-    if (dot) {
-        size_t n = strlen(dot + 1);
-        if (n == 0 || n > 3 || shoal_parse_i64(dot + 1, n, 0, 999, &frac))
-            return SHOAL_ERR_INVALID;
-        for (size_t i = n; i < 3; i++)
-            frac *= 10;
-    }
-    uint64_t ms = (uint64_t)secs * 1000u + (uint64_t)frac;
-    if ((ms == 0 && !zero_ok) || ms > LG_MAX_SECONDS)
-        return SHOAL_ERR_INVALID;
-    *out = (uint32_t)ms;
-    return SHOAL_OK;
-}
 
 /* Bytes that may go into a request line or header value as-is. */
 static bool is_plain(const char *s)
@@ -831,9 +795,9 @@ static int parse_args(struct lg *g, int argc, char **argv)
     if (conns && shoal_parse_i64(conns, strlen(conns), 1, LG_MAX_CONNECTIONS, &n))
         return usage_error("--connections: expected 1..%u, got '%s'", LG_MAX_CONNECTIONS, conns);
     g->connections = (uint32_t)n;
-    if (duration && parse_seconds_ms(duration, false, &g->duration_ms))
+    if (duration && shoal_parse_seconds_ms(duration, 1, LG_MAX_SECONDS, &g->duration_ms))
         return usage_error("--duration: expected seconds such as 5 or 0.5, got '%s'", duration);
-    if (warmup && parse_seconds_ms(warmup, true, &g->warmup_ms))
+    if (warmup && shoal_parse_seconds_ms(warmup, 0, LG_MAX_SECONDS, &g->warmup_ms))
         return usage_error("--warmup: expected seconds such as 1 or 0, got '%s'", warmup);
     return 0;
 }

@@ -67,6 +67,37 @@ static void test_parse_i64(void)
     CHECK_EQ_INT(v, 12);
 }
 
+static void test_seconds_and_hex(void)
+{
+    uint32_t ms = 0;
+    CHECK_EQ_INT(shoal_parse_seconds_ms("10", 1, 60000, &ms), SHOAL_OK);
+    CHECK_EQ_INT(ms, 10000);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("0.5", 1, 60000, &ms), SHOAL_OK);
+    CHECK_EQ_INT(ms, 500);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("2.25", 1, 60000, &ms), SHOAL_OK);
+    CHECK_EQ_INT(ms, 2250);
+    CHECK_EQ_INT(shoal_parse_seconds_ms(".125", 1, 60000, &ms), SHOAL_OK);
+    CHECK_EQ_INT(ms, 125);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("0", 0, 60000, &ms), SHOAL_OK);
+    CHECK_EQ_INT(ms, 0);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("0", 1, 60000, &ms), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("61", 1, 60000, &ms), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("1.0001", 1, 60000, &ms), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("-1", 0, 60000, &ms), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("1.-5", 0, 60000, &ms), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("", 0, 60000, &ms), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("1.", 0, 60000, &ms), SHOAL_ERR_INVALID);
+    CHECK_EQ_INT(shoal_parse_seconds_ms("1e3", 0, 60000, &ms), SHOAL_ERR_INVALID);
+
+    const char *digits = "0123456789abcdefABCDEF";
+    for (int i = 0; digits[i]; i++)
+        CHECK_EQ_INT(shoal_hex_digit(digits[i]), i < 16 ? i : i - 6);
+    CHECK_EQ_INT(shoal_hex_digit('g'), -1);
+    CHECK_EQ_INT(shoal_hex_digit('/'), -1);
+    CHECK_EQ_INT(shoal_hex_digit(':'), -1);
+    CHECK_EQ_INT(shoal_hex_digit('\0'), -1);
+}
+
 static void test_strings(void)
 {
     char small[4];
@@ -271,6 +302,7 @@ int main(void)
     test_buf();
     test_parse_i64();
     test_strings();
+    test_seconds_and_hex();
     test_diag();
     test_log();
     test_secret();
