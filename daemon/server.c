@@ -301,10 +301,14 @@ static bool request_begin(struct conn *c)
     return true;
 }
 
-/* Drop a finished request's bytes from the input and go back to IDLE. */
+/* Drop a finished request's bytes from the input and go back to IDLE,
+ * unless the answer closes the connection (then it stays CLOSING and any
+ * pipelined bytes behind it are never served). */
 static void request_end(struct conn *c, size_t used)
 {
     shoal_buf_consume(&c->in, used);
+    if (c->state == CONN_CLOSING)
+        return;
     c->state = CONN_IDLE;
     conn_set_deadline(c, c->srv->info->cfg->limits.keepalive_ms);
 }
@@ -631,6 +635,34 @@ static void reject_full(struct server *s, int fd)
     close(fd);
 }
 
+/* Make fd (connected, non-blocking) a connection in the IDLE state. */
+static bool conn_open(struct server *s, int fd, bool tcp)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return false;
+    c->srv = s;
+    c->fd = fd;
+    c->tcp = tcp;
+    c->state = CONN_IDLE;
+    shoal_buf_init(&c->in, (size_t)s->info->cfg->limits.header_bytes + READ_CHUNK);
+    shoal_buf_init(&c->out, SIZE_MAX / 2);
+    shoal_buf_init(&c->chunked, s->info->cfg->limits.body_bytes);
+    event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    event_assign(&c->wev, s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    evtimer_assign(&c->tev, s->base, on_timer, c);
+    event_add(&c->rev, NULL);
+    c->reading = true;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->stats.open++;
+    /* A connection that never sends a byte is cut by the header timeout. */
+    conn_set_deadline(c, s->info->cfg->limits.header_timeout_ms);
+    return true;
+}
+
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -679,31 +711,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             reject_full(s, fd);
             continue;
         }
-        struct conn *c = calloc(1, sizeof(*c));
-        if (!c) {
+        if (!conn_open(s, fd, l->tcp))
             reject_full(s, fd);
-            continue;
-        }
-        c->srv = s;
-        c->fd = fd;
-        c->tcp = l->tcp;
-        c->state = CONN_IDLE;
-        shoal_buf_init(&c->in, (size_t)s->info->cfg->limits.header_bytes + READ_CHUNK);
-        shoal_buf_init(&c->out, SIZE_MAX / 2);
-        shoal_buf_init(&c->chunked, s->info->cfg->limits.body_bytes);
-        event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
-        event_assign(&c->wev, s->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-        evtimer_assign(&c->tev, s->base, on_timer, c);
-        event_add(&c->rev, NULL);
-        c->reading = true;
-        c->next = s->conns;
-        if (s->conns)
-            s->conns->prev = c;
-        s->conns = c;
-        s->stats.open++;
-        /* A connection that never sends a byte is cut by the header timeout. */
-        c->state = CONN_IDLE;
-        conn_set_deadline(c, s->info->cfg->limits.header_timeout_ms);
     }
 }
 
@@ -722,7 +731,6 @@ static void listener_start(struct server *s, struct listener *l, int fd, bool tc
 enum shoal_err server_new(struct event_base *base, const struct api_info *info,
                           struct server **out, struct shoal_diag *d)
 {
-    const struct config *cfg = info->cfg;
     struct server *s = calloc(1, sizeof(*s));
     if (!s)
         return shoal_diag_set(d, SHOAL_ERR_NOMEM, "out of memory");
@@ -737,24 +745,30 @@ enum shoal_err server_new(struct event_base *base, const struct api_info *info,
         server_free(s);
         return shoal_diag_set(d, SHOAL_ERR_NOMEM, "out of memory");
     }
+    *out = s;
+    return SHOAL_OK;
+}
 
+enum shoal_err server_listen(struct server *s, struct shoal_diag *d)
+{
+    const struct config *cfg = s->info->cfg;
     enum shoal_err err = listen_unix_open(cfg->listen.socket, &s->unix_sock, d);
-    if (err) {
-        server_free(s);
+    if (err)
         return err;
-    }
     listener_start(s, &s->lunix, s->unix_sock.fd, false);
     if (cfg->listen.tcp) {
         int fd;
         err = listen_tcp_open(cfg->listen.tcp_host, cfg->listen.tcp_port, &fd, d);
-        if (err) {
-            server_free(s);
-            return err;
-        }
+        if (err)
+            return err; /* server_free closes the Unix listener */
         listener_start(s, &s->ltcp, fd, true);
     }
-    *out = s;
     return SHOAL_OK;
+}
+
+enum shoal_err server_adopt(struct server *s, int fd, bool tcp)
+{
+    return conn_open(s, fd, tcp) ? SHOAL_OK : SHOAL_ERR_NOMEM;
 }
 
 void server_config_changed(struct server *s)

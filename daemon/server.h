@@ -74,9 +74,15 @@ const char *api_error_type(int status);
 
 /* ---- server (server.c) ---- */
 
-/* Start listening per cfg. info must outlive the server. */
+/* A server on base with no listeners yet. info must outlive the server. */
 enum shoal_err server_new(struct event_base *base, const struct api_info *info,
                           struct server **out, struct shoal_diag *d);
+/* Bind and listen on info->cfg's addresses (see listen_unix_open). */
+enum shoal_err server_listen(struct server *s, struct shoal_diag *d);
+/* Serve an already-connected, non-blocking socket as if it had been
+ * accepted (tcp: require the bearer token). The server owns fd after a
+ * successful call. Used by tests and the fuzz target over socketpairs. */
+enum shoal_err server_adopt(struct server *s, int fd, bool tcp);
 /* A new configuration is in force: limits apply to requests that start
  * from now on, the token to the next TCP request. Listen addresses are fixed
  * at start; a change to them is reported by the caller as needing a restart. */

@@ -271,7 +271,9 @@ int main(int argc, char **argv)
     }
     struct shoal_diag d;
     shoal_diag_clear(&d);
-    if (server_new(st.base, &st.info, &st.srv, &d) != SHOAL_OK) {
+    if (server_new(st.base, &st.info, &st.srv, &d) != SHOAL_OK ||
+        server_listen(st.srv, &d) != SHOAL_OK) {
+        server_free(st.srv);
         char line[1024];
         shoal_diag_format(&d, line, sizeof(line));
         fprintf(stderr, "shoald: cannot listen: %s\n", line);
