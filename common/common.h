@@ -138,6 +138,9 @@ enum shoal_err shoal_parse_i64(const char *s, size_t n, int64_t min, int64_t max
 enum shoal_err shoal_parse_seconds_ms(const char *s, uint32_t min_ms, uint32_t max_ms,
                                       uint32_t *out);
 
+/* Encode code point cp (<= 0x10FFFF) as UTF-8 into out; returns 1..4. */
+size_t shoal_utf8_encode(uint32_t cp, char out[4]);
+
 /* The value of one hex digit, or -1. */
 int shoal_hex_digit(char c);
 

@@ -4,6 +4,7 @@
  * libcurl, and renders the answer. Invariants: an exit code means the same
  * for every command (see enum cli_exit), and the bearer token is never printed. */
 #include "common.h"
+#include "cli.h"
 #include "config.h"
 
 #include <cjson/cJSON.h>
@@ -73,6 +74,9 @@ struct cli_command {
     const char *summary; /* one line for the command list */
     const char *details; /* paragraphs for `shoal help NAME` */
     int max_args;        /* positional arguments it takes */
+    /* Set for commands that parse their own options (local file tools):
+     * they get the raw arguments after their name. */
+    int (*main)(int argc, char **argv);
     /* Runs with the command's options (--json) applied and its positional
      * arguments in args[0..nargs). */
     int (*run)(struct cli *c, int nargs, char **args);
@@ -88,18 +92,48 @@ static const struct cli_command commands[] = {
      "Ask shoald for its version, pid, uptime, the socket and TCP address it\n"
      "listens on, and the config file it loaded (GET /v1/version).\n"
      "With --json, print the daemon's answer as it came.\n",
-     0, cmd_status},
+     0, NULL, cmd_status},
     {"health", "[--json]", "check that shoald answers; prints \"ok\"",
      "Ask shoald whether it is healthy (GET /healthz). Prints \"ok\" and exits 0\n"
      "when it is. With --json, print the daemon's answer as it came.\n",
-     0, cmd_health},
+     0, NULL, cmd_health},
     {"version", "[--json]", "print the versions of shoal and of the running shoald",
      "Print this client's version, and the running daemon's when one is\n"
      "reachable. A daemon that is not running is not an error here.\n",
-     0, cmd_version},
+     0, NULL, cmd_version},
+    {"model", "inspect FILE [--json] [--template]", "describe a GGUF model file (no daemon needed)",
+     "Read FILE and print its architecture, parameter count, size, tensor types,\n"
+     "context length, tokenizer kind and vocabulary size, special tokens and\n"
+     "whether it carries a chat template (and which fallback is used if not).\n"
+     "--json prints the same as one JSON object; --template prints the chat\n"
+     "template itself.\n",
+     0, cli_model_main, NULL},
+    {"tokenize", "--model FILE [--special] [--no-add-special] [--json] [--decode] TEXT|-",
+     "turn text into token ids, or ids into text (no daemon needed)",
+     "Encode TEXT (or standard input with -) with FILE's tokenizer and print\n"
+     "each token id with its piece. --special parses special-token text such as\n"
+     "<|im_start|>; --no-add-special leaves out BOS/EOS. --decode reads token\n"
+     "ids (space or comma separated) and prints the text. --json prints JSON.\n",
+     0, cli_tokenize_main, NULL},
+    {"template", "render (--model FILE | --template FILE.jinja) --messages FILE.json [...]",
+     "render a chat template exactly as the model will see it (no daemon needed)",
+     "Render the chat template of --model FILE (its tokenizer.chat_template, or\n"
+     "the ChatML fallback when it has none; bos/eos are the model's tokens) or of\n"
+     "the Jinja file --template, for the conversation in --messages FILE.json: a\n"
+     "JSON array of OpenAI-style messages, or an object {\"messages\": [...],\n"
+     "\"tools\": [...], \"extra_context\": {...}, \"add_generation_prompt\": bool}.\n"
+     "  --tools FILE.json    an array of tools, or null\n"
+     "  --vars FILE.json     an object of extra variables (enable_thinking, ...)\n"
+     "  --generation-prompt  end with the assistant header\n"
+     "  --bos S, --eos S     the token strings (default: the model's, or \"\")\n"
+     "  --json               print {\"prompt\": ..., \"fallback_template\": bool}\n"
+     "Any FILE may be - for standard input. Prints the prompt exactly, with no\n"
+     "added newline; a template error prints \"shoal: template error at\n"
+     "LINE:COL: MESSAGE\" and exits 1.\n",
+     0, cli_template_main, NULL},
     {"help", "[COMMAND]", "show help for shoal or for one command",
      "Without COMMAND, show the overall help; with it, that command's usage.\n", 1,
-     cmd_help},
+     NULL, cmd_help},
 };
 
 static const char usage_head[] = "usage: shoal [OPTIONS] COMMAND [ARGS]\n";
@@ -161,7 +195,8 @@ static const char *command_suggest(const char *name)
 static void print_usage(FILE *f)
 {
     fputs(usage_head, f);
-    fputs("\nTalk to a running shoald over its Unix socket or loopback TCP.\n\nCommands:\n", f);
+    fputs("\nTalk to a running shoald over its Unix socket or loopback TCP, and look\n"
+          "inside model files (model, tokenize, template) without one.\n\nCommands:\n", f);
     for (size_t i = 0; i < SHOAL_ARRAY_LEN(commands); i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
     fputs(usage_options, f);
@@ -876,6 +911,27 @@ static int run(struct cli *c, int argc, char **argv)
             print_command_usage(stdout, cmd, true);
             return CLI_EXIT_OK;
         }
+    }
+    if (cmd->main) {
+        /* A global --json (shoal --json model inspect X) means the same as
+         * the command's own --json, which these commands parse themselves. */
+        if (!c->json)
+            return cmd->main(cargc, cargv);
+        char **with_json = calloc((size_t)cargc + 2, sizeof(*with_json));
+        if (!with_json) {
+            fputs("shoal: out of memory\n", stderr);
+            return CLI_EXIT_ANSWER;
+        }
+        /* Before a "--", after which everything is operands. */
+        int at = 0;
+        while (at < cargc && strcmp(cargv[at], "--") != 0)
+            at++;
+        memcpy(with_json, cargv, (size_t)at * sizeof(*cargv));
+        with_json[at] = "--json";
+        memcpy(with_json + at + 1, cargv + at, (size_t)(cargc - at) * sizeof(*cargv));
+        rc = cmd->main(cargc + 1, with_json);
+        free(with_json);
+        return rc;
     }
     char *args[8];
     int nargs, max = cmd->max_args < (int)SHOAL_ARRAY_LEN(args) ? cmd->max_args

@@ -1,0 +1,17 @@
+/* cli.h: commands of the `shoal` CLI that work on files without a running
+ * daemon (daemon internal). Each gets the arguments after its own name,
+ * parses its options itself, prints its output, and returns a CLI exit
+ * code: 0 ok, 1 the input was rejected (bad model, template error), 2
+ * usage error. cli.c's command table lists them with their help text. */
+#ifndef SHOAL_DAEMON_CLI_H
+#define SHOAL_DAEMON_CLI_H
+
+/* shoal model inspect FILE [--json] [--template] */
+int cli_model_main(int argc, char **argv);
+/* shoal tokenize --model FILE [--special] [--no-add-special] [--json] [--decode] TEXT|- */
+int cli_tokenize_main(int argc, char **argv);
+/* shoal template render (--model FILE | --template FILE.jinja) --messages FILE.json
+ *     [--tools FILE.json] [--vars FILE.json] [--generation-prompt] [--bos S] [--eos S] */
+int cli_template_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,222 @@
+/* engine.h: the public header of shoal's inference engine. For now: open a
+ * GGUF model file and describe it, tokenize and detokenize with its
+ * vocabulary, and render its chat template. The engine knows nothing of
+ * HTTP, Lua, YAML or SQLite. Thread rules are given per function; objects
+ * that are immutable after creation say so and may be shared. */
+#ifndef SHOAL_ENGINE_H
+#define SHOAL_ENGINE_H
+
+#include "common.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+
+/* ---- Tensor types (the numbering GGUF files use) ---- */
+
+enum engine_type {
+    ENGINE_TYPE_F32 = 0,
+    ENGINE_TYPE_F16 = 1,
+    ENGINE_TYPE_Q4_0 = 2,
+    ENGINE_TYPE_Q4_1 = 3,
+    ENGINE_TYPE_Q5_0 = 6,
+    ENGINE_TYPE_Q5_1 = 7,
+    ENGINE_TYPE_Q8_0 = 8,
+    ENGINE_TYPE_Q8_1 = 9,
+    ENGINE_TYPE_Q2_K = 10,
+    ENGINE_TYPE_Q3_K = 11,
+    ENGINE_TYPE_Q4_K = 12,
+    ENGINE_TYPE_Q5_K = 13,
+    ENGINE_TYPE_Q6_K = 14,
+    ENGINE_TYPE_Q8_K = 15,
+    ENGINE_TYPE_IQ2_XXS = 16,
+    ENGINE_TYPE_IQ2_XS = 17,
+    ENGINE_TYPE_IQ3_XXS = 18,
+    ENGINE_TYPE_IQ1_S = 19,
+    ENGINE_TYPE_IQ4_NL = 20,
+    ENGINE_TYPE_IQ3_S = 21,
+    ENGINE_TYPE_IQ2_S = 22,
+    ENGINE_TYPE_IQ4_XS = 23,
+    ENGINE_TYPE_I8 = 24,
+    ENGINE_TYPE_I16 = 25,
+    ENGINE_TYPE_I32 = 26,
+    ENGINE_TYPE_I64 = 27,
+    ENGINE_TYPE_F64 = 28,
+    ENGINE_TYPE_IQ1_M = 29,
+    ENGINE_TYPE_BF16 = 30,
+    ENGINE_TYPE_TQ1_0 = 34,
+    ENGINE_TYPE_TQ2_0 = 35,
+    ENGINE_TYPE_COUNT = 39, /* one past the largest value a file may hold */
+};
+
+/* "Q4_K", "F16", ...; NULL for a value that is no known type. */
+const char *engine_type_name(enum engine_type t);
+/* Elements per block and bytes per block; false for unknown types. */
+bool engine_type_layout(enum engine_type t, uint32_t *block_elems, uint32_t *block_bytes);
+
+/* ---- Models ---- */
+
+enum engine_rope {
+    ENGINE_ROPE_NONE,
+    ENGINE_ROPE_NORM, /* rotate adjacent pairs (llama) */
+    ENGINE_ROPE_NEOX, /* rotate halves (qwen2, qwen3, phi3, gemma) */
+};
+
+enum engine_rope_scaling {
+    ENGINE_ROPE_SCALING_NONE,
+    ENGINE_ROPE_SCALING_LINEAR,
+    ENGINE_ROPE_SCALING_YARN,
+    ENGINE_ROPE_SCALING_LONGROPE,
+};
+
+/* An architecture's hyper-parameters, read from "<arch>.*" keys. Zero
+ * where the file does not say (a vocabulary-only file has none). */
+struct engine_hparams {
+    char arch[32];            /* general.architecture */
+    uint32_t context_length;
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_ff;
+    uint32_t n_head;
+    uint32_t n_head_kv;
+    uint32_t head_dim_k;      /* attention.key_length, else n_embd / n_head */
+    uint32_t head_dim_v;      /* attention.value_length, else n_embd / n_head */
+    uint32_t n_vocab;
+    uint32_t n_expert;
+    uint32_t n_expert_used;
+    enum engine_rope rope;
+    uint32_t rope_dims;       /* rope.dimension_count, else head_dim_k */
+    float rope_freq_base;     /* rope.freq_base, else 10000 */
+    enum engine_rope_scaling rope_scaling;
+    float rope_scale_factor;
+    uint32_t rope_orig_context;
+    float norm_eps;           /* attention.layer_norm_rms_epsilon */
+    bool tied_embeddings;     /* no output.weight: the head reuses token_embd */
+};
+
+/* An open model file: the mapping, its metadata and tensors, its vocabulary
+ * and its chat template. Immutable after open; any thread may read it. */
+struct engine_model;
+
+/* Map and check path. The whole file is validated (see gguf.h); a
+ * vocabulary that is present but broken is an error here, not later. The
+ * chat template is only checked to be UTF-8 without NUL here: it is parsed
+ * by engine_model_template, so a model whose template uses an unsupported
+ * feature still opens and can be used with another template. d names the
+ * problem and where. */
+enum shoal_err engine_model_open(const char *path, struct engine_model **out,
+                                 struct shoal_diag *d);
+void engine_model_close(struct engine_model *m);
+
+const struct engine_hparams *engine_model_hparams(const struct engine_model *m);
+
+/* Everything `shoal model inspect` shows, as a JSON object the caller
+ * owns: architecture, parameter count, file size, tensor-type mix, context
+ * length, tokenizer kind and vocabulary size, special tokens, chat template
+ * (present, or the fallback in use), hyper-parameters. */
+enum shoal_err engine_model_describe(const struct engine_model *m, struct cJSON **out);
+
+/* ---- Vocabulary and tokenizers ---- */
+
+enum engine_vocab_kind {
+    ENGINE_VOCAB_NONE,
+    ENGINE_VOCAB_SPM,  /* tokenizer.ggml.model = llama: SentencePiece-style */
+    ENGINE_VOCAB_BPE,  /* gpt2: byte-level BPE with a pre-tokenizer regex */
+    ENGINE_VOCAB_WPM,  /* bert: WordPiece */
+};
+
+/* A model's vocabulary; owned by the model, immutable, shareable. NULL when
+ * the file has none. */
+struct engine_vocab;
+const struct engine_vocab *engine_model_vocab(const struct engine_model *m);
+
+enum engine_vocab_kind engine_vocab_kind(const struct engine_vocab *v);
+uint32_t engine_vocab_size(const struct engine_vocab *v);
+/* Special token ids; -1 when the vocabulary has none. */
+int32_t engine_vocab_bos(const struct engine_vocab *v);
+int32_t engine_vocab_eos(const struct engine_vocab *v);
+/* The token's text as stored (e.g. "▁the", "Ġthe", "<0x0A>"); NULL out of range. */
+const char *engine_vocab_text(const struct engine_vocab *v, int32_t id, size_t *len);
+bool engine_vocab_is_control(const struct engine_vocab *v, int32_t id);
+
+/* Token ids, growing as needed up to max. */
+struct engine_tokens {
+    int32_t *ids;
+    size_t n, cap, max;
+};
+void engine_tokens_init(struct engine_tokens *t, size_t max);
+void engine_tokens_fini(struct engine_tokens *t);
+
+/* Encode n bytes of UTF-8 text, appending ids to out. add_special: add BOS
+ * (and EOS) as the vocabulary's metadata says. parse_special: text such as
+ * "<|im_start|>" becomes that special token; otherwise it is plain text.
+ * Invalid UTF-8 is encoded the way the tokenizer kind does (byte fallback
+ * or byte-level), never an error. TOO_BIG past out->max; NOMEM. Any
+ * thread. */
+enum shoal_err engine_tokenize(const struct engine_vocab *v, const char *text, size_t n,
+                               bool add_special, bool parse_special, struct engine_tokens *out);
+
+/* Decode ids to text, appending to out. specials: render control tokens
+ * (BOS, <|im_end|>, ...) as their text; otherwise skip them. INVALID for
+ * an id out of range. */
+enum shoal_err engine_detokenize(const struct engine_vocab *v, const int32_t *ids, size_t n,
+                                 bool specials, struct shoal_buf *out);
+
+/* Streaming detokenization: push one id at a time; only whole UTF-8
+ * characters are appended to out, the rest waits for the next id (or
+ * flush). Invalid UTF-8 in the token bytes becomes U+FFFD, so the stream
+ * is always valid UTF-8 (engine_detokenize returns the exact bytes).
+ * Storage the caller owns; no allocation. */
+struct engine_detok {
+    const struct engine_vocab *v;
+    bool specials;
+    bool first;          /* no text emitted yet (SPM drops one leading space) */
+    unsigned char pending[8];
+    unsigned n_pending;
+};
+void engine_detok_init(struct engine_detok *s, const struct engine_vocab *v, bool specials);
+enum shoal_err engine_detok_push(struct engine_detok *s, int32_t id, struct shoal_buf *out);
+/* Emit what is pending (an incomplete character becomes U+FFFD). */
+enum shoal_err engine_detok_flush(struct engine_detok *s, struct shoal_buf *out);
+
+/* ---- Chat templates ---- */
+
+/* A parsed Jinja chat template; immutable, shareable. */
+struct engine_template;
+
+/* Parse a template. INVALID with d at line:col for a syntax error or a
+ * feature outside the supported subset. */
+enum shoal_err engine_template_parse(const char *src, size_t n, struct engine_template **out,
+                                     struct shoal_diag *d);
+void engine_template_free(struct engine_template *t);
+
+/* The model's tokenizer.chat_template, or the documented ChatML fallback
+ * when the file has none (*fallback says which). Caller owns *out. */
+enum shoal_err engine_model_template(const struct engine_model *m, struct engine_template **out,
+                                     bool *fallback, struct shoal_diag *d);
+
+/* What a chat template renders. messages: an array of OpenAI-style
+ * messages (role, content, tool_calls, tool_call_id, name, ...). tools:
+ * an array or NULL (absent) or a JSON null. extra: an object of further
+ * variables (enable_thinking, date_string, ...) or NULL. bos/eos: the
+ * token strings, "" when the model has none. All borrowed. */
+struct engine_chat {
+    const struct cJSON *messages;
+    const struct cJSON *tools;
+    const struct cJSON *extra;
+    bool add_generation_prompt;
+    const char *bos_token;
+    const char *eos_token;
+};
+
+/* Render into out (appended). A template's raise_exception("...") is
+ * INVALID with that message in d; runtime errors (undefined method, type
+ * errors) are INVALID with the template's line:col; loop, recursion and
+ * output caps give TOO_BIG. Never hangs, never crashes. Any thread. */
+enum shoal_err engine_template_render(const struct engine_template *t,
+                                      const struct engine_chat *chat, struct shoal_buf *out,
+                                      struct shoal_diag *d);
+
+#endif

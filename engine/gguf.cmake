@@ -1,0 +1,1 @@
+set(ENGINE_GGUF_SOURCES gguf.c model.c)
