@@ -127,6 +127,8 @@ static const struct cli_command commands[] = {
      "  --generation-prompt  end with the assistant header\n"
      "  --bos S, --eos S     the token strings (default: the model's, or \"\")\n"
      "  --json               print {\"prompt\": ..., \"fallback_template\": bool}\n"
+     "  --now SECONDS        strftime_now() sees this time (seconds since 1970,\n"
+     "                       UTC) instead of the clock, for reproducible prompts\n"
      "Any FILE may be - for standard input. Prints the prompt exactly, with no\n"
      "added newline; a template error prints \"shoal: template error at\n"
      "LINE:COL: MESSAGE\" and exits 1.\n",

@@ -18,6 +18,7 @@
 static const char usage[] =
     "usage: shoal template render (--model FILE | --template FILE.jinja) --messages FILE.json\n"
     "           [--tools FILE.json] [--vars FILE.json] [--generation-prompt] [--bos S] [--eos S]\n"
+    "           [--now SECONDS]\n"
     "           [--json]\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -97,6 +98,8 @@ static const char *token_text(const struct engine_vocab *v, int32_t id, char *bu
 
 struct opts {
     const char *model, *tmpl, *messages, *tools, *vars, *bos, *eos;
+    const char *now; /* --now: seconds since the epoch for strftime_now() */
+    int64_t now_s;
     bool gen, json;
 };
 
@@ -130,6 +133,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             slot = &o->bos;
         else if (!strcmp(a, "--eos"))
             slot = &o->eos;
+        else if (!strcmp(a, "--now"))
+            slot = &o->now;
         else
             return usage_error("unknown option '%s'", a);
         if (i + 1 >= argc)
@@ -140,6 +145,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (!o->model == !o->tmpl)
         return usage_error("%s", "give exactly one of --model FILE and --template FILE.jinja");
+    /* Up to the end of year 9999, which strftime still prints in 4 digits. */
+    if (o->now && shoal_parse_i64(o->now, strlen(o->now), 0, 253402300799, &o->now_s) != SHOAL_OK)
+        return usage_error("--now: expected seconds since 1970-01-01 UTC, got '%s'", o->now);
     if (!o->messages)
         return usage_error("%s", "--messages FILE.json is required");
     int stdin_users = !strcmp(o->messages, "-") + (o->tools && !strcmp(o->tools, "-")) +
@@ -267,7 +275,9 @@ int cli_template_main(int argc, char **argv)
         .eos_token = eos,
     };
     shoal_diag_clear(&d);
-    if (engine_template_render(t, &chat, &out, &d) != SHOAL_OK) {
+    enum shoal_err err = o.now ? engine_template_render_at(t, &chat, o.now_s, true, &out, &d)
+                               : engine_template_render(t, &chat, &out, &d);
+    if (err != SHOAL_OK) {
         print_error(&d);
         goto done;
     }

@@ -219,4 +219,11 @@ enum shoal_err engine_template_render(const struct engine_template *t,
                                       const struct engine_chat *chat, struct shoal_buf *out,
                                       struct shoal_diag *d);
 
+/* engine_template_render with strftime_now() reading now (seconds since
+ * the epoch; as UTC when utc, else local time) instead of the clock, so a
+ * time-dependent template renders reproducibly. */
+enum shoal_err engine_template_render_at(const struct engine_template *t,
+                                         const struct engine_chat *chat, int64_t now, bool utc,
+                                         struct shoal_buf *out, struct shoal_diag *d);
+
 #endif

@@ -329,11 +329,6 @@ enum shoal_err jinja_render(const struct jtmpl *t, const struct engine_chat *cha
 
 /* ---- engine_template_* variants for tests and tools (template.c) ---- */
 
-/* engine_template_render with strftime_now() reading now (seconds since
- * the epoch; as UTC when utc, else local time). Proposed for engine.h. */
-enum shoal_err engine_template_render_at(const struct engine_template *t,
-                                         const struct engine_chat *chat, int64_t now, bool utc,
-                                         struct shoal_buf *out, struct shoal_diag *d);
 /* engine_template_render with explicit caps and clock (fuzzing, tests). */
 enum shoal_err engine_template_render_opts(const struct engine_template *t,
                                            const struct engine_chat *chat,

@@ -104,6 +104,15 @@ if os.path.exists(gguf):
         want = open(os.path.join(TPL, "expected/ggml-vocab-phi-3/%s.txt" % case_id), "rb").read()
         check(rc == 0 and out == want, "--model phi-3 %s: rc %d %s" % (case_id, rc, err))
 
+# --now fixes what strftime_now() returns: Llama 3.2 prints today's date
+# in its system header; 86400 * 365 seconds after the epoch is 01 Jan 1971.
+llama32 = os.path.join(TPL, "meta-llama-Llama-3.2-3B-Instruct.jinja")
+user = write("u.json", cases["user"])
+rc, out, err = run(["render", "--template", llama32, "--messages", user, "--now", str(86400 * 365)])
+check(rc == 0 and b"Today Date: 01 Jan 1971" in out, "--now: rc %d %s %r" % (rc, err, out[:200]))
+rc, out, err = run(["render", "--template", llama32, "--messages", user, "--now", "soon"])
+check(rc == 2 and "--now" in err, "--now soon: exit %d %s" % (rc, err))
+
 # A syntax error: located, exit 1.
 bad = os.path.join(tmp, "bad.jinja")
 with open(bad, "w") as f:
