@@ -46,25 +46,13 @@ static int read_stdin(struct shoal_buf *b)
     return 0;
 }
 
-/* The bytes token id stands for, specials rendered. Decoding [id, id]
- * and keeping the second copy gives them without the leading-space rule
- * that applies to the first token of a text. */
-static enum shoal_err token_piece(const struct engine_vocab *v, int32_t id, struct shoal_buf *tmp,
-                                  const char **p, size_t *n)
+/* The bytes token id stands for, specials rendered, without the
+ * leading-space rule that applies to the first token of a text. */
+static enum shoal_err token_piece(const struct engine_vocab *v, int32_t id, const char **p,
+                                  size_t *n)
 {
-    int32_t one[1] = {id}, two[2] = {id, id};
-    shoal_buf_reset(tmp);
-    enum shoal_err e = engine_detokenize(v, one, 1, true, tmp);
-    size_t single = tmp->len;
-    shoal_buf_reset(tmp);
-    if (e == SHOAL_OK)
-        e = engine_detokenize(v, two, 2, true, tmp);
-    if (e != SHOAL_OK)
-        return e;
-    size_t whole = tmp->len - single; /* the second copy: never stripped */
-    *n = whole;
-    *p = tmp->len ? tmp->data + (tmp->len - whole) : "";
-    return SHOAL_OK;
+    *p = engine_vocab_piece(v, id, n);
+    return *p ? SHOAL_OK : SHOAL_ERR_INVALID;
 }
 
 /* Length of the valid UTF-8 character at s[0..n), 0 if none starts there. */
@@ -172,15 +160,13 @@ static int encode(const struct engine_vocab *v, const char *text, size_t n, bool
         engine_tokens_fini(&t);
         return 1;
     }
-    struct shoal_buf tmp;
-    shoal_buf_init(&tmp, 1u << 20);
     cJSON *root = json ? cJSON_CreateObject() : NULL;
     cJSON *arr = root ? cJSON_AddArrayToObject(root, "tokens") : NULL;
     int rc = json && !arr ? 1 : 0;
     for (size_t i = 0; i < t.n && rc == 0; i++) {
         const char *p;
         size_t pn;
-        if (token_piece(v, t.ids[i], &tmp, &p, &pn) != SHOAL_OK) {
+        if (token_piece(v, t.ids[i], &p, &pn) != SHOAL_OK) {
             rc = 1;
             break;
         }
@@ -218,7 +204,6 @@ static int encode(const struct engine_vocab *v, const char *text, size_t n, bool
     if (rc)
         fputs("shoal: tokenize: out of memory\n", stderr);
     cJSON_Delete(root);
-    shoal_buf_fini(&tmp);
     engine_tokens_fini(&t);
     return rc;
 }

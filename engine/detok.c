@@ -33,6 +33,14 @@ static const char *piece_of(const struct engine_vocab *v, int32_t id, bool speci
     return p;
 }
 
+const char *engine_vocab_piece(const struct engine_vocab *v, int32_t id, size_t *len)
+{
+    if (!v || id < 0 || (uint32_t)id >= v->n)
+        return NULL;
+    *len = v->piece_off[id + 1] - v->piece_off[id];
+    return v->piece + v->piece_off[id];
+}
+
 enum shoal_err engine_detokenize(const struct engine_vocab *v, const int32_t *ids, size_t n,
                                  bool specials, struct shoal_buf *out)
 {

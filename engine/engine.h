@@ -140,6 +140,11 @@ int32_t engine_vocab_eos(const struct engine_vocab *v);
 /* The token's text as stored (e.g. "▁the", "Ġthe", "<0x0A>"); NULL out of range. */
 const char *engine_vocab_text(const struct engine_vocab *v, int32_t id, size_t *len);
 bool engine_vocab_is_control(const struct engine_vocab *v, int32_t id);
+/* The bytes the token decodes to ("▁the" → " the", "<0x0A>" → "\n",
+ * "Ġthe" → " the"; a control token → its text), without the rule that
+ * drops the leading space of a whole text. Not NUL-terminated; NULL out
+ * of range. Valid as long as the vocabulary. */
+const char *engine_vocab_piece(const struct engine_vocab *v, int32_t id, size_t *len);
 
 /* Token ids, growing as needed up to max. */
 struct engine_tokens {

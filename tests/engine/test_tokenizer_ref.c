@@ -139,6 +139,26 @@ static int check_vocab(const char *dir, const char *name)
     CHECK_EQ_INT(matched, total);
     if (engine_vocab_kind(v) != ENGINE_VOCAB_WPM)
         CHECK_EQ_INT(lossless, total);
+    /* engine_vocab_piece is what decoding appends for a token that is not
+     * first in a text: decoding [id, id] must end with piece(id) and be
+     * exactly the single decode plus the piece. */
+    size_t piece_ok = 0, nv = engine_vocab_size(v);
+    for (uint32_t id = 0; id < nv; id++) {
+        int32_t one[1] = {(int32_t)id}, two[2] = {(int32_t)id, (int32_t)id};
+        size_t pn = 0, single;
+        const char *pp = engine_vocab_piece(v, (int32_t)id, &pn);
+        shoal_buf_reset(&txt);
+        if (!pp || engine_detokenize(v, one, 1, true, &txt) != SHOAL_OK)
+            continue;
+        single = txt.len;
+        shoal_buf_reset(&txt);
+        if (engine_detokenize(v, two, 2, true, &txt) != SHOAL_OK)
+            continue;
+        piece_ok += txt.len == single + pn && memcmp(txt.data + single, pp, pn) == 0;
+    }
+    CHECK_EQ_INT(piece_ok, nv);
+    CHECK(engine_vocab_piece(v, (int32_t)nv, &piece_ok) == NULL);
+    CHECK(engine_vocab_piece(v, -1, &piece_ok) == NULL);
     shoal_buf_fini(&txt);
     engine_tokens_fini(&t);
     engine_model_close(m);
