@@ -36,6 +36,11 @@
 #define SHOAL_CAP_CONFIG_DEPTH       64u                 /* YAML nesting depth */
 #define SHOAL_CAP_SECRET_FILE_BYTES  (64u * 1024u)       /* { file: ... } secrets */
 #define SHOAL_CAP_LOG_LINE           2048u               /* one log line, bytes */
+#define SHOAL_CAP_TRACE_QUEUE        8192u               /* traces.queue: records waiting for the writer */
+#define SHOAL_CAP_TRACE_WAIT_MS      5u                  /* traces.enqueue_wait: full-queue wait before BUSY */
+#define SHOAL_CAP_TRACE_BATCH        1024u               /* records per writer transaction */
+#define SHOAL_CAP_TRACE_PAYLOAD      (256u * 1024u)      /* traces.payload_bytes: per stored string */
+#define SHOAL_CAP_TRACE_ATTRS        64u                 /* attributes per record */
 
 /* ---- Errors ---- */
 
