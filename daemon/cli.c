@@ -211,6 +211,18 @@ static void print_command_usage(FILE *f, const struct cli_command *cmd, bool det
         fprintf(f, "\n%s\nRun 'shoal --help' for global options and exit codes.\n", cmd->details);
 }
 
+int cli_usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("shoal: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    fputs(usage, stderr);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
 /* Report a command-line mistake the way every usage error looks. */
 static int usage_error(const struct cli_command *cmd, const char *fmt, ...) SHOAL_PRINTF(2, 3);
 

@@ -6,6 +6,12 @@
 #ifndef SHOAL_DAEMON_CLI_H
 #define SHOAL_DAEMON_CLI_H
 
+#include "common.h"
+
+/* Print "shoal: MESSAGE" and then usage (the command's usage text) on
+ * stderr; returns 2, the usage-error exit code. */
+int cli_usage_error(const char *usage, const char *fmt, ...) SHOAL_PRINTF(2, 3);
+
 /* shoal model inspect FILE [--json] [--template] */
 int cli_model_main(int argc, char **argv);
 /* shoal tokenize --model FILE [--special] [--no-add-special] [--json] [--decode] TEXT|- */

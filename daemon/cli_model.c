@@ -14,15 +14,6 @@
 
 static const char usage[] = "usage: shoal model inspect FILE [--json] [--template]\n";
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("shoal: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(usage, stderr);
-    return 2;
-}
-
 /* A token's text for one line of output: quoted, with control and
  * non-ASCII bytes escaped (the JSON keeps the text itself). */
 static void print_token_text(const char *s)
@@ -182,9 +173,9 @@ int cli_model_main(int argc, char **argv)
     const char *file = NULL;
 
     if (argc < 1)
-        return usage_error("%s", "model: no subcommand given");
+        return cli_usage_error(usage, "%s", "model: no subcommand given");
     if (strcmp(argv[0], "inspect") != 0)
-        return usage_error("model: unknown subcommand '%s' (try: inspect)", argv[0]);
+        return cli_usage_error(usage, "model: unknown subcommand '%s' (try: inspect)", argv[0]);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!dashdash && strcmp(a, "--") == 0)
@@ -194,16 +185,17 @@ int cli_model_main(int argc, char **argv)
         else if (!dashdash && strcmp(a, "--template") == 0)
             tmpl = true;
         else if (!dashdash && a[0] == '-' && a[1] != '\0')
-            return usage_error("model inspect: unknown option '%s'", a);
+            return cli_usage_error(usage, "model inspect: unknown option '%s'", a);
         else if (file)
-            return usage_error("model inspect: more than one FILE ('%s')", a);
+            return cli_usage_error(usage, "model inspect: more than one FILE ('%s')", a);
         else
             file = a;
     }
     if (!file)
-        return usage_error("%s", "model inspect: no FILE given");
+        return cli_usage_error(usage, "%s", "model inspect: no FILE given");
     if (json && tmpl)
-        return usage_error("%s", "model inspect: --json and --template exclude each other");
+        return cli_usage_error(usage, "%s",
+                               "model inspect: --json and --template exclude each other");
 
     struct shoal_diag d;
     struct engine_model *m = NULL;

@@ -18,17 +18,7 @@
 static const char usage[] =
     "usage: shoal template render (--model FILE | --template FILE.jinja) --messages FILE.json\n"
     "           [--tools FILE.json] [--vars FILE.json] [--generation-prompt] [--bos S] [--eos S]\n"
-    "           [--now SECONDS]\n"
-    "           [--json]\n";
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("shoal: template: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(usage, stderr);
-    return 2;
-}
+    "           [--now SECONDS] [--json]\n";
 
 /* Read a whole file ("-" is standard input) into b. */
 static int read_all(const char *path, struct shoal_buf *b)
@@ -106,8 +96,10 @@ struct opts {
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     if (argc < 1 || strcmp(argv[0], "render") != 0)
-        return argc < 1 ? usage_error("%s", "expected the subcommand 'render'")
-                        : usage_error("unknown subcommand '%s' (expected 'render')", argv[0]);
+        return argc < 1
+                   ? cli_usage_error(usage, "%s", "template: expected the subcommand 'render'")
+                   : cli_usage_error(usage, "template: unknown subcommand '%s' (expected 'render')",
+                                     argv[0]);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char **slot = NULL;
@@ -136,24 +128,26 @@ static int parse_args(int argc, char **argv, struct opts *o)
         else if (!strcmp(a, "--now"))
             slot = &o->now;
         else
-            return usage_error("unknown option '%s'", a);
+            return cli_usage_error(usage, "template: unknown option '%s'", a);
         if (i + 1 >= argc)
-            return usage_error("%s needs a value", a);
+            return cli_usage_error(usage, "template: %s needs a value", a);
         if (*slot)
-            return usage_error("%s given twice", a);
+            return cli_usage_error(usage, "template: %s given twice", a);
         *slot = argv[++i];
     }
     if (!o->model == !o->tmpl)
-        return usage_error("%s", "give exactly one of --model FILE and --template FILE.jinja");
+        return cli_usage_error(usage, "template: %s",
+                               "give exactly one of --model FILE and --template FILE.jinja");
     /* Up to the end of year 9999, which strftime still prints in 4 digits. */
     if (o->now && shoal_parse_i64(o->now, strlen(o->now), 0, 253402300799, &o->now_s) != SHOAL_OK)
-        return usage_error("--now: expected seconds since 1970-01-01 UTC, got '%s'", o->now);
+        return cli_usage_error(
+            usage, "template: --now: expected seconds since 1970-01-01 UTC, got '%s'", o->now);
     if (!o->messages)
-        return usage_error("%s", "--messages FILE.json is required");
+        return cli_usage_error(usage, "template: %s", "--messages FILE.json is required");
     int stdin_users = !strcmp(o->messages, "-") + (o->tools && !strcmp(o->tools, "-")) +
                       (o->vars && !strcmp(o->vars, "-")) + (o->tmpl && !strcmp(o->tmpl, "-"));
     if (stdin_users > 1)
-        return usage_error("%s", "only one file may be standard input (-)");
+        return cli_usage_error(usage, "template: %s", "only one file may be standard input (-)");
     return 0;
 }
 
@@ -215,8 +209,10 @@ int cli_template_main(int argc, char **argv)
             gen = true;
     }
     if (!cJSON_IsArray(messages)) {
-        fprintf(stderr, "shoal: %s: expected a JSON array of messages, or an object with "
-                        "\"messages\"\n", o.messages);
+        fprintf(stderr,
+                "shoal: %s: expected a JSON array of messages, or an object with "
+                "\"messages\"\n",
+                o.messages);
         goto done;
     }
     if (o.tools) {
@@ -246,8 +242,7 @@ int cli_template_main(int argc, char **argv)
             goto done;
         }
         if (fallback)
-            fprintf(stderr, "shoal: %s has no chat template; using the ChatML fallback\n",
-                    o.model);
+            fprintf(stderr, "shoal: %s has no chat template; using the ChatML fallback\n", o.model);
         const struct engine_vocab *v = engine_model_vocab(model);
         if (v) {
             bos = token_text(v, engine_vocab_bos(v), bos_buf, sizeof(bos_buf));

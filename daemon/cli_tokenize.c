@@ -19,15 +19,6 @@ static const char usage[] =
     "usage: shoal tokenize --model FILE [--special] [--no-add-special] [--json] [--decode] "
     "TEXT|-\n";
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("shoal: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(usage, stderr);
-    return 2;
-}
-
 static int read_stdin(struct shoal_buf *b)
 {
     char tmp[65536];
@@ -215,12 +206,12 @@ static int decode(const struct engine_vocab *v, const char *text, size_t n, bool
     engine_tokens_init(&t, TOKENIZE_MAX_TOKENS);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0;) {
-        while (i < n && (text[i] == ' ' || text[i] == ',' || text[i] == '\t' ||
-                         text[i] == '\n' || text[i] == '\r'))
+        while (i < n && (text[i] == ' ' || text[i] == ',' || text[i] == '\t' || text[i] == '\n' ||
+                         text[i] == '\r'))
             i++;
         size_t s = i;
-        while (i < n && !(text[i] == ' ' || text[i] == ',' || text[i] == '\t' ||
-                          text[i] == '\n' || text[i] == '\r'))
+        while (i < n && !(text[i] == ' ' || text[i] == ',' || text[i] == '\t' || text[i] == '\n' ||
+                          text[i] == '\r'))
             i++;
         if (i == s)
             break;
@@ -271,7 +262,7 @@ int cli_tokenize_main(int argc, char **argv)
             dashdash = true;
         else if (!dashdash && strcmp(a, "--model") == 0) {
             if (++i >= argc)
-                return usage_error("%s", "tokenize: --model needs a FILE");
+                return cli_usage_error(usage, "%s", "tokenize: --model needs a FILE");
             model = argv[i];
         } else if (!dashdash && strncmp(a, "--model=", 8) == 0)
             model = a + 8;
@@ -284,18 +275,20 @@ int cli_tokenize_main(int argc, char **argv)
         else if (!dashdash && strcmp(a, "--decode") == 0)
             dec = true;
         else if (!dashdash && a[0] == '-' && a[1] != '\0')
-            return usage_error("tokenize: unknown option '%s'", a);
+            return cli_usage_error(usage, "tokenize: unknown option '%s'", a);
         else if (text)
-            return usage_error("tokenize: more than one TEXT ('%s'); quote it", a);
+            return cli_usage_error(usage, "tokenize: more than one TEXT ('%s'); quote it", a);
         else
             text = a;
     }
     if (!model)
-        return usage_error("%s", "tokenize: no --model FILE given");
+        return cli_usage_error(usage, "%s", "tokenize: no --model FILE given");
     if (!text)
-        return usage_error("%s", "tokenize: no TEXT given (use - to read standard input)");
+        return cli_usage_error(usage, "%s",
+                               "tokenize: no TEXT given (use - to read standard input)");
     if (dec && json)
-        return usage_error("%s", "tokenize: --decode prints text; --json is for encoding");
+        return cli_usage_error(usage, "%s",
+                               "tokenize: --decode prints text; --json is for encoding");
 
     struct shoal_buf in;
     shoal_buf_init(&in, TOKENIZE_MAX_INPUT);
