@@ -42,6 +42,22 @@ static void frame_fini(struct jctx *c, struct jframe *f)
     f->slots = f->small;
 }
 
+/* Double an array that starts out in inline storage (small): a jalloc'ed
+ * block of 2 * cap elements holding the n in use; the old block is freed
+ * unless it is the inline one. NULL, with the array untouched, when the
+ * allocation fails. */
+static void *grow_small(struct jctx *c, void *items, const void *small, size_t n, size_t cap,
+                        size_t elem)
+{
+    void *p = jalloc(c, 2 * cap * elem);
+    if (!p)
+        return NULL;
+    memcpy(p, items, n * elem);
+    if (items != small)
+        jfree(c, items, cap * elem);
+    return p;
+}
+
 /* Bind sym to v (taken) in f. */
 static int frame_set(struct jctx *c, struct jframe *f, uint32_t sym, struct jv v)
 {
@@ -53,17 +69,13 @@ static int frame_set(struct jctx *c, struct jframe *f, uint32_t sym, struct jv v
         }
     }
     if (f->n == f->cap) {
-        uint32_t cap = f->cap * 2;
-        struct jslot *s = jalloc(c, cap * sizeof(*s));
+        struct jslot *s = grow_small(c, f->slots, f->small, f->n, f->cap, sizeof(*s));
         if (!s) {
             jv_decref(c, v);
             return -1;
         }
-        memcpy(s, f->slots, f->n * sizeof(*s));
-        if (f->slots != f->small)
-            jfree(c, f->slots, f->cap * sizeof(*f->slots));
         f->slots = s;
-        f->cap = cap;
+        f->cap *= 2;
     }
     f->slots[f->n].sym = sym;
     f->slots[f->n].v = v;
@@ -938,17 +950,13 @@ static void callargs_init(struct callargs *ca)
 static int push_pos(struct jctx *c, struct callargs *ca, struct jv v)
 {
     if (ca->npos == ca->pcap) {
-        size_t cap = ca->pcap * 2;
-        struct jv *p = jalloc(c, cap * sizeof(*p));
+        struct jv *p = grow_small(c, ca->pos, ca->psmall, ca->npos, ca->pcap, sizeof(*p));
         if (!p) {
             jv_decref(c, v);
             return -1;
         }
-        memcpy(p, ca->pos, ca->npos * sizeof(*p));
-        if (ca->pos != ca->psmall)
-            jfree(c, ca->pos, ca->pcap * sizeof(*p));
         ca->pos = p;
-        ca->pcap = cap;
+        ca->pcap *= 2;
     }
     ca->pos[ca->npos++] = v;
     return 0;
