@@ -146,6 +146,10 @@ enum shoal_err shoal_parse_seconds_ms(const char *s, uint32_t min_ms, uint32_t m
 /* Encode code point cp (<= 0x10FFFF) as UTF-8 into out; returns 1..4. */
 size_t shoal_utf8_encode(uint32_t cp, char out[4]);
 
+/* How many of the n bytes of s to keep so that at most cap remain without
+ * splitting a UTF-8 sequence (a cut string stays valid text). */
+size_t shoal_utf8_cut(const char *s, size_t n, size_t cap);
+
 /* The value of one hex digit, or -1. */
 int shoal_hex_digit(char c);
 

@@ -102,6 +102,16 @@ size_t shoal_utf8_encode(uint32_t cp, char out[4])
     return 4;
 }
 
+size_t shoal_utf8_cut(const char *s, size_t n, size_t cap)
+{
+    if (n <= cap)
+        return n;
+    size_t k = cap;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--;
+    return k;
+}
+
 int shoal_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')

@@ -180,18 +180,6 @@ static void enc_put(struct enc *e, const void *p, size_t n)
     e->len += n;
 }
 
-/* Length to keep of s under cap bytes, backing off so a UTF-8 sequence is
- * never split (a cut string stays valid text). */
-static size_t cut_len(const char *s, size_t n, size_t cap)
-{
-    if (n <= cap)
-        return n;
-    size_t k = cap;
-    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
-        k--;
-    return k;
-}
-
 /* Append a string field; content strings obey redaction. Returns the flags
  * the field earned (truncated / redacted). */
 static uint8_t enc_str(struct enc *e, const struct traces_store *s, const char *str, bool content,
@@ -207,7 +195,7 @@ static uint8_t enc_str(struct enc *e, const struct traces_store *s, const char *
     if (str) {
         size_t full = strlen(str);
         /* Keys (trunc_flag 0) are checked at entry, never cut. */
-        n = trunc_flag ? cut_len(str, full, s->opt.payload_cap) : full;
+        n = trunc_flag ? shoal_utf8_cut(str, full, s->opt.payload_cap) : full;
         if (n < full)
             fl |= trunc_flag;
         len = (uint32_t)n;

@@ -113,17 +113,6 @@ static bool budget_spent(const struct budget *b)
     return b->used >= b->max;
 }
 
-/* Bytes of s (n long) to keep under cap, backing off to a UTF-8 boundary. */
-static size_t clip_len(const char *s, size_t n, size_t cap)
-{
-    if (n <= cap)
-        return n;
-    size_t k = cap;
-    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
-        k--;
-    return k;
-}
-
 /* Add key: text (capped; NULL text gives null). A cut sets "clipped": true
  * on obj, once however many of its strings were cut. Returns false on
  * NOMEM. */
@@ -133,7 +122,7 @@ static bool add_text(cJSON *obj, const char *key, const unsigned char *text, int
     if (!text)
         return cJSON_AddNullToObject(obj, key) != NULL;
     size_t n = len > 0 ? (size_t)len : 0;
-    size_t keep = clip_len((const char *)text, n, TRACES_QUERY_STR_MAX);
+    size_t keep = shoal_utf8_cut((const char *)text, n, TRACES_QUERY_STR_MAX);
     char *tmp = malloc(keep + 1);
     if (!tmp)
         return false;

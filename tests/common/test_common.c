@@ -98,6 +98,28 @@ static void test_seconds_and_hex(void)
     CHECK_EQ_INT(shoal_hex_digit('\0'), -1);
 }
 
+static void test_utf8(void)
+{
+    char out[4];
+    CHECK_EQ_INT(shoal_utf8_encode('A', out), 1);
+    CHECK(out[0] == 'A');
+    CHECK_EQ_INT(shoal_utf8_encode(0xE9, out), 2); /* é */
+    CHECK(memcmp(out, "\xC3\xA9", 2) == 0);
+    CHECK_EQ_INT(shoal_utf8_encode(0x20AC, out), 3); /* € */
+    CHECK(memcmp(out, "\xE2\x82\xAC", 3) == 0);
+    CHECK_EQ_INT(shoal_utf8_encode(0x1F600, out), 4); /* 😀 */
+    CHECK(memcmp(out, "\xF0\x9F\x98\x80", 4) == 0);
+
+    const char *s = "a\xE2\x82\xAC" "b"; /* a € b: 5 bytes */
+    CHECK_EQ_INT(shoal_utf8_cut(s, 5, 10), 5);
+    CHECK_EQ_INT(shoal_utf8_cut(s, 5, 5), 5);
+    CHECK_EQ_INT(shoal_utf8_cut(s, 5, 4), 4); /* a€ */
+    CHECK_EQ_INT(shoal_utf8_cut(s, 5, 3), 1); /* inside €: back to a */
+    CHECK_EQ_INT(shoal_utf8_cut(s, 5, 2), 1);
+    CHECK_EQ_INT(shoal_utf8_cut(s, 5, 1), 1);
+    CHECK_EQ_INT(shoal_utf8_cut(s, 5, 0), 0);
+}
+
 static void test_strings(void)
 {
     char small[4];
@@ -303,6 +325,7 @@ int main(void)
     test_parse_i64();
     test_strings();
     test_seconds_and_hex();
+    test_utf8();
     test_diag();
     test_log();
     test_secret();
