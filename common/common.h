@@ -31,6 +31,7 @@
 #define SHOAL_CAP_HTTP_KEEPALIVE_MS  60000u              /* limits.keepalive_timeout */
 #define SHOAL_CAP_HTTP_CONNECTIONS   1024u               /* limits.max_connections */
 #define SHOAL_CAP_SHUTDOWN_MS        10000u              /* limits.shutdown_timeout */
+#define SHOAL_CAP_HTTP_STREAM_BACKLOG (8u * 1024u * 1024u) /* a streamed reply's unsent bytes */
 #define SHOAL_CAP_CONFIG_BYTES       (1u * 1024u * 1024u) /* config file size */
 #define SHOAL_CAP_CONFIG_NODES       100000u             /* YAML nodes incl. alias expansion */
 #define SHOAL_CAP_CONFIG_DEPTH       64u                 /* YAML nesting depth */
@@ -47,6 +48,8 @@
 #define SHOAL_CAP_SCHEMA_EVAL_DEPTH  256u                /* nested subschema applications ($ref) */
 #define SHOAL_CAP_SCHEMA_STEPS       10000000u           /* work per validation, see json_schema.c */
 #define SHOAL_CAP_SCHEMA_MATCH_LIMIT 100000u             /* PCRE2 match/depth limit per match */
+#define SHOAL_CAP_PROMPT_BYTES       (16u * 1024u * 1024u) /* a rendered chat prompt */
+#define SHOAL_CAP_GEN_TEXT           (8u * 1024u * 1024u) /* the text of one generated answer */
 
 /* ---- Errors ---- */
 

@@ -190,6 +190,8 @@ static const struct route routes[] = {
     {"/v1/traces/savings", api_traces_savings, NULL, "GET, HEAD"},
     {"/v1/tools", api_tools_list, NULL, "GET, HEAD"},
     {"/v1/tools/", NULL, api_tools_call, "POST"},
+    {"/v1/chat/completions", NULL, api_chat_completions, "POST"},
+    {"/v1/models", api_models, NULL, "GET, HEAD"},
 };
 
 void api_handle(const struct api_info *info, const struct api_request *req, struct shoal_buf *body,

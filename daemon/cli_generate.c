@@ -59,13 +59,6 @@ struct opts {
     size_t n_stops;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static bool num_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
     int64_t v;
@@ -191,11 +184,9 @@ static void print_diag(const char *what, const struct shoal_diag *d)
     fprintf(stderr, "shoal: generate: %s: %s\n", what, msg);
 }
 
-/* The chat prompt: the model's template over the messages, with the
- * assistant header. *has_bos says whether the text already starts with
- * the BOS token's text (then the tokenizer must not add another). */
-static int chat_prompt(const struct engine_model *m, const char *path, struct shoal_buf *out,
-                       bool *has_bos)
+/* The chat prompt: the model's template over the messages in path, with
+ * the assistant header, as tokens. */
+static int chat_prompt(const struct engine_model *m, const char *path, struct engine_tokens *out)
 {
     struct shoal_buf raw;
     shoal_buf_init(&raw, GEN_MAX_PROMPT);
@@ -220,23 +211,11 @@ static int chat_prompt(const struct engine_model *m, const char *path, struct sh
         print_diag("chat template", &d);
         goto out;
     }
-    const struct engine_vocab *v = engine_model_vocab(m);
-    size_t bl = 0, el = 0;
-    int32_t bos = v ? engine_vocab_bos(v) : -1, eos = v ? engine_vocab_eos(v) : -1;
-    const char *bt = bos >= 0 ? engine_vocab_text(v, bos, &bl) : NULL;
-    const char *et = eos >= 0 ? engine_vocab_text(v, eos, &el) : NULL;
-    char bos_s[256] = "", eos_s[256] = "";
-    if (bt && bl < sizeof(bos_s))
-        memcpy(bos_s, bt, bl), bos_s[bl] = '\0';
-    if (et && el < sizeof(eos_s))
-        memcpy(eos_s, et, el), eos_s[el] = '\0';
-    struct engine_chat chat = {.messages = msgs, .add_generation_prompt = true,
-                               .bos_token = bos_s, .eos_token = eos_s};
-    if (engine_template_render(t, &chat, out, &d) != SHOAL_OK) {
+    struct engine_chat chat = {.messages = msgs, .add_generation_prompt = true};
+    if (engine_chat_tokenize(m, t, &chat, NULL, out, &d) != SHOAL_OK) {
         print_diag("chat template", &d);
         goto out;
     }
-    *has_bos = bos_s[0] && out->len >= strlen(bos_s) && !memcmp(out->data, bos_s, strlen(bos_s));
     rc = 0;
 out:
     engine_template_free(t);
@@ -313,7 +292,7 @@ struct remote_gen {
     struct event_base *base;
     bool done, ok, wrote, ends_nl;
     struct remote_error err;
-    struct remote_run_stats st;
+    struct provider_stats st;
     int64_t in, out, cached;
     char finish[32], request_id[128];
 };
@@ -330,7 +309,7 @@ static void remote_on_text(void *arg, const char *text, size_t n)
 }
 
 static void remote_on_done(void *arg, const struct remote_result *res,
-                           const struct remote_error *err, const struct remote_run_stats *st)
+                           const struct remote_error *err, const struct provider_stats *st)
 {
     struct remote_gen *g = arg;
     g->done = true;
@@ -433,7 +412,7 @@ static int generate_remote(const struct opts *o, const struct config_model *m)
         print_diag("http", &d);
         goto out;
     }
-    struct remote_run_cb cb = {.on_text = remote_on_text, .on_done = remote_on_done, .arg = &g};
+    struct provider_cb cb = {.on_text = remote_on_text, .on_done = remote_on_done, .arg = &g};
     if (remote_run_start(g.base, f, m, req, true, &cb, NULL, &d) != SHOAL_OK) {
         print_diag(m->name, &d);
         goto out;
@@ -473,6 +452,34 @@ out:
     return rc;
 }
 
+/* What the local generation loop reports back to the terminal. */
+struct local_gen {
+    const struct engine_vocab *v;
+    uint32_t n_logprobs;
+    int32_t *ids; /* per token, for --logprobs */
+    struct engine_token_info *infos;
+    uint32_t n, cap;
+};
+
+static bool local_on_text(void *arg, const char *text, size_t n)
+{
+    (void)arg;
+    fwrite(text, 1, n, stdout);
+    fflush(stdout);
+    return true;
+}
+
+static bool local_on_token(void *arg, int32_t id, const struct engine_token_info *info)
+{
+    struct local_gen *g = arg;
+    if (g->n < g->cap) {
+        g->ids[g->n] = id;
+        g->infos[g->n] = *info;
+        g->n++;
+    }
+    return true;
+}
+
 int cli_generate_main(int argc, char **argv)
 {
     struct opts o;
@@ -486,13 +493,10 @@ int cli_generate_main(int argc, char **argv)
     struct engine_seq *seq = NULL;
     struct engine_sampler *smp = NULL;
     struct engine_tokens toks;
-    struct shoal_buf text, out, pending;
-    struct engine_token_info *infos = NULL;
-    int32_t *gen = NULL;
+    struct shoal_buf text;
+    struct local_gen g = {.n_logprobs = o.n_logprobs};
     engine_tokens_init(&toks, GEN_MAX_TOKENS);
     shoal_buf_init(&text, GEN_MAX_PROMPT);
-    shoal_buf_init(&out, 1u << 16);
-    shoal_buf_init(&pending, 1u << 20);
     char model_path[4096];
     uint32_t cfg_ctx = 0;
     struct config *remote = NULL;
@@ -514,25 +518,30 @@ int cli_generate_main(int argc, char **argv)
         fprintf(stderr, "shoal: generate: %s has no tokenizer\n", o.model);
         goto out;
     }
+    g.v = v;
     if (engine_llm_new(m, &l, &d) != SHOAL_OK) {
         print_diag(o.model, &d);
         goto out;
     }
-    bool has_bos = false, parse_special = false;
     if (o.chat) {
-        if (chat_prompt(m, o.chat, &text, &has_bos))
+        if (chat_prompt(m, o.chat, &toks))
             goto out;
-        parse_special = true; /* the template writes special tokens as text */
-    } else if (!strcmp(o.prompt, "-")) {
-        if (read_all("-", &text))
+    } else {
+        if (!strcmp(o.prompt, "-")) {
+            if (read_all("-", &text))
+                goto out;
+        } else if (shoal_buf_puts(&text, o.prompt) != SHOAL_OK) {
+            fputs("shoal: generate: prompt too long\n", stderr);
             goto out;
-    } else if (shoal_buf_puts(&text, o.prompt) != SHOAL_OK) {
-        fputs("shoal: generate: prompt too long\n", stderr);
-        goto out;
+        }
+        if (engine_tokenize(v, text.data ? text.data : "", text.len, true, false, &toks) !=
+            SHOAL_OK) {
+            fputs("shoal: generate: cannot tokenize the prompt (too long)\n", stderr);
+            goto out;
+        }
     }
-    if (engine_tokenize(v, text.data ? text.data : "", text.len, !has_bos, parse_special,
-                        &toks) != SHOAL_OK || toks.n == 0) {
-        fputs("shoal: generate: cannot tokenize the prompt (empty or too long)\n", stderr);
+    if (toks.n == 0) {
+        fputs("shoal: generate: the prompt is empty\n", stderr);
         goto out;
     }
     const struct engine_hparams *hp = engine_llm_hparams(l);
@@ -546,108 +555,55 @@ int cli_generate_main(int argc, char **argv)
         print_diag("context", &d);
         goto out;
     }
-    if (toks.n >= engine_seq_n_ctx(seq)) {
-        fprintf(stderr,
-                "shoal: generate: the prompt is %zu tokens; the context holds %u (use --ctx)\n",
-                toks.n, engine_seq_n_ctx(seq));
-        goto out;
-    }
     if (engine_sampler_new(&o.sp, hp->n_vocab, &smp, &d) != SHOAL_OK) {
         print_diag("sampler", &d);
         goto out;
     }
-    for (size_t i = 0; i < toks.n; i++)
-        engine_sampler_accept(smp, toks.ids[i]);
-    double t0 = now_s();
-    if (engine_seq_decode(seq, toks.ids, toks.n, false, &d) != SHOAL_OK) {
-        print_diag("prompt", &d);
-        goto out;
-    }
-    double t1 = now_s();
-    infos = calloc(o.n_predict, sizeof(*infos));
-    gen = calloc(o.n_predict, sizeof(*gen));
-    if (!infos || !gen) {
-        fputs("shoal: generate: out of memory\n", stderr);
-        goto out;
-    }
-    struct engine_detok dt;
-    engine_detok_init(&dt, v, false);
-    const char *reason = "length";
-    uint32_t n_gen = 0;
-    int32_t eos = engine_vocab_eos(v);
-    while (n_gen < o.n_predict) {
-        int32_t id = engine_sampler_sample(smp, engine_seq_logits(seq, 0), &infos[n_gen]);
-        if (id == eos || engine_vocab_is_control(v, id)) {
-            reason = "eos";
-            break;
-        }
-        gen[n_gen++] = id;
-        engine_sampler_accept(smp, id);
-        shoal_buf_reset(&out);
-        if (engine_detok_push(&dt, id, &out) != SHOAL_OK ||
-            shoal_buf_append(&pending, out.data, out.len) != SHOAL_OK) {
-            fputs("\nshoal: generate: output too long\n", stderr);
-            goto out;
-        }
-        size_t hold = 0;
-        size_t at = engine_stop_find(pending.data, pending.len, o.stops, o.n_stops, &hold);
-        if (at < pending.len) {
-            fwrite(pending.data, 1, at, stdout);
-            reason = "stop";
-            shoal_buf_reset(&pending);
-            break;
-        }
-        size_t emit = pending.len - hold;
-        fwrite(pending.data, 1, emit, stdout);
-        fflush(stdout);
-        shoal_buf_consume(&pending, emit);
-        if (engine_seq_pos(seq) >= engine_seq_n_ctx(seq)) {
-            reason = "context";
-            break;
-        }
-        if (n_gen < o.n_predict && engine_seq_decode(seq, &id, 1, false, &d) != SHOAL_OK) {
-            print_diag("generation", &d);
+    if (o.n_logprobs) {
+        g.cap = o.n_predict;
+        g.ids = calloc(g.cap, sizeof(*g.ids));
+        g.infos = calloc(g.cap, sizeof(*g.infos));
+        if (!g.ids || !g.infos) {
+            fputs("shoal: generate: out of memory\n", stderr);
             goto out;
         }
     }
-    shoal_buf_reset(&out);
-    if (strcmp(reason, "stop") != 0) {
-        if (engine_detok_flush(&dt, &out) == SHOAL_OK &&
-            shoal_buf_append(&pending, out.data, out.len) != SHOAL_OK)
-            fputs("\nshoal: generate: output too long\n", stderr);
-        fwrite(pending.data, 1, pending.len, stdout);
-    }
+    struct engine_gen_params gp = {.max_tokens = o.n_predict, .stops = o.stops,
+                                   .n_stops = o.n_stops, .on_text = local_on_text,
+                                   .on_token = local_on_token, .arg = &g};
+    struct engine_gen_stats st;
+    enum shoal_err e = engine_generate(seq, smp, v, toks.ids, toks.n, &gp, &st, &d);
     fputc('\n', stdout);
     fflush(stdout);
-    double t2 = now_s();
-    if (o.n_logprobs) {
-        for (uint32_t i = 0; i < n_gen; i++) {
-            size_t pl = 0;
-            const char *p = engine_vocab_piece(v, gen[i], &pl);
-            fprintf(stderr, "%5d %-16.*s %8.4f |", gen[i], (int)(pl > 16 ? 16 : pl), p,
-                    (double)infos[i].logprob);
-            for (uint32_t k = 0; k < infos[i].n_top; k++)
-                fprintf(stderr, " %d:%.3f", infos[i].top[k].id, (double)infos[i].top[k].logprob);
-            fputc('\n', stderr);
-        }
+    if (e) {
+        print_diag(e == SHOAL_ERR_TOO_BIG ? "prompt (use --ctx)" : "generation", &d);
+        goto out;
     }
+    for (uint32_t i = 0; i < g.n; i++) {
+        size_t pl = 0;
+        const char *p = engine_vocab_piece(v, g.ids[i], &pl);
+        fprintf(stderr, "%5d %-16.*s %8.4f |", g.ids[i], (int)(pl > 16 ? 16 : pl), p,
+                (double)g.infos[i].logprob);
+        for (uint32_t k = 0; k < g.infos[i].n_top; k++)
+            fprintf(stderr, " %d:%.3f", g.infos[i].top[k].id, (double)g.infos[i].top[k].logprob);
+        fputc('\n', stderr);
+    }
+    double pt = (double)st.prompt_us / 1e3, gt = (double)(st.total_us - st.prompt_us) / 1e3;
     fprintf(stderr,
-            "prompt: %zu tokens in %.1f ms (%.1f tok/s); generation: %u tokens in %.1f ms "
+            "prompt: %u tokens in %.1f ms (%.1f tok/s); generation: %u tokens in %.1f ms "
             "(%.1f tok/s); stop: %s\n",
-            toks.n, (t1 - t0) * 1e3, (double)toks.n / (t1 - t0), n_gen, (t2 - t1) * 1e3,
-            n_gen ? (double)n_gen / (t2 - t1) : 0.0, reason);
+            st.n_prompt, pt, pt > 0 ? st.n_prompt / (pt / 1e3) : 0.0, st.n_gen, gt,
+            st.n_gen && gt > 0 ? st.n_gen / (gt / 1e3) : 0.0, engine_finish_name(st.finish));
     rc = 0;
 out:
-    free(infos);
-    free(gen);
+    free(g.ids);
+    free(g.infos);
     engine_sampler_free(smp);
     engine_seq_free(seq);
     engine_llm_free(l);
     engine_model_close(m);
     engine_tokens_fini(&toks);
     shoal_buf_fini(&text);
-    shoal_buf_fini(&out);
-    shoal_buf_fini(&pending);
     return rc;
 }
 

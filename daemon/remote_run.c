@@ -36,7 +36,7 @@ struct remote_run {
     struct remote_retry retry;
     struct remote_breaker *breaker; /* may be NULL (table full) */
     bool want_stream;
-    struct remote_run_cb cb;
+    struct provider_cb cb;
     /* The attempt in flight. */
     struct fetch_op *op;
     struct remote_stream *stream;
@@ -46,6 +46,8 @@ struct remote_run {
     struct event *first_byte; /* the current attempt's first-byte deadline */
     uint64_t start_ms, first_text_ms;
     uint32_t attempts;
+    bool in_text;   /* inside cb.on_text: a cancel there must not free r */
+    bool cancelled; /* cancelled from inside on_text; freed on the way out */
 };
 
 /* ---- Clocks ---- */
@@ -127,7 +129,7 @@ static void run_free(struct remote_run *r)
 static void finish(struct remote_run *r, const struct remote_result *res,
                    const struct remote_error *err)
 {
-    struct remote_run_stats st = {
+    struct provider_stats st = {
         .cost_usd = remote_cost_usd(&r->price, &res->usage),
         .first_token_ms = r->first_text_ms ? r->first_text_ms - r->start_ms : 0,
         .total_ms = mono_ms() - r->start_ms,
@@ -198,6 +200,10 @@ static void on_fetch_done(void *arg, const struct fetch_response *fr)
 {
     struct remote_run *r = arg;
     r->op = NULL;
+    if (r->cancelled) {
+        run_free(r);
+        return;
+    }
     evtimer_del(r->first_byte);
     struct remote_reply rep = {
         .transport = transport_of(fr->kind),
@@ -230,9 +236,12 @@ static bool on_stream_text(void *arg, const char *text, size_t n)
     struct remote_run *r = arg;
     if (!r->first_text_ms)
         r->first_text_ms = mono_ms();
-    if (r->cb.on_text)
+    if (r->cb.on_text) {
+        r->in_text = true;
         r->cb.on_text(r->cb.arg, text, n);
-    return true;
+        r->in_text = false;
+    }
+    return !r->cancelled; /* false stops the stream, then the transfer */
 }
 
 static bool on_data(void *arg, const char *p, size_t n)
@@ -268,6 +277,10 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct remote_run *r = arg;
+    if (r->cancelled) {
+        run_free(r);
+        return;
+    }
     uint64_t now = mono_ms(), retry_in = 0;
     char msg[400];
     if (r->breaker && !remote_breaker_allow(r->breaker, now)) {
@@ -355,7 +368,7 @@ static enum shoal_err build_headers(struct remote_run *r, const struct config_mo
 
 enum shoal_err remote_run_start(struct event_base *base, struct fetch *f,
                                 const struct config_model *m, const struct cJSON *chat_request,
-                                bool stream, const struct remote_run_cb *cb,
+                                bool stream, const struct provider_cb *cb,
                                 struct remote_run **out, struct shoal_diag *d)
 {
     if (m->provider == CONFIG_PROVIDER_LOCAL || !m->base_url || !m->model)
@@ -441,5 +454,13 @@ void remote_run_cancel(struct remote_run *r)
     if (r->op && r->breaker)
         remote_breaker_record(r->breaker, &(struct remote_error){.kind = REMOTE_ERR_CANCELLED},
                               mono_ms());
+    if (r->in_text) {
+        /* We are under r's own stream parser and transfer: free it once
+         * they have unwound (the transfer's end, or the kick, whichever
+         * comes first). */
+        r->cancelled = true;
+        arm(r->kick, 0);
+        return;
+    }
     run_free(r);
 }

@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "provider.h"
 #include "remote.h"
 
 #include <stdbool.h>
@@ -20,24 +21,6 @@ struct event_base;
 struct fetch;
 struct remote_run;
 
-/* What a finished run cost and took, besides the result. */
-struct remote_run_stats {
-    double cost_usd;           /* at the model's price; 0 when the provider gave no usage */
-    uint64_t first_token_ms;   /* run start → first text (0 when none) */
-    uint64_t total_ms;         /* run start → on_done */
-    uint32_t attempts;         /* requests sent */
-};
-
-struct remote_run_cb {
-    /* Each piece of answer text as it arrives (stream only); may be NULL. */
-    void (*on_text)(void *arg, const char *text, size_t n);
-    /* The end. err NULL: success. res always points at what arrived
-     * (partial on error); res, err and st live for the call. */
-    void (*on_done)(void *arg, const struct remote_result *res, const struct remote_error *err,
-                    const struct remote_run_stats *st);
-    void *arg;
-};
-
 /* Start a run of chat_request (an OpenAI Chat Completions request; borrowed)
  * on remote model m (borrowed: what the run needs is copied) through f,
  * whose event loop is base. stream: ask for an event stream and call
@@ -46,11 +29,12 @@ struct remote_run_cb {
  * *out (may be NULL) identifies the run for remote_run_cancel until on_done. */
 enum shoal_err remote_run_start(struct event_base *base, struct fetch *f,
                                 const struct config_model *m, const struct cJSON *chat_request,
-                                bool stream, const struct remote_run_cb *cb,
+                                bool stream, const struct provider_cb *cb,
                                 struct remote_run **out, struct shoal_diag *d) SHOAL_NODISCARD;
 
 /* Stop a run that has not ended and free it; on_done will not be called.
- * NULL: no-op. */
+ * Also from inside on_text (the run is then freed once its transfer has
+ * unwound). NULL: no-op. */
 void remote_run_cancel(struct remote_run *r);
 
 #endif

@@ -5,6 +5,7 @@
  * sockets are non-blocking and every wait is an event or a deadline. */
 #include "server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -32,6 +33,20 @@
  *   any parse error, timeout, auth failure or "Connection: close"
  *     ──▶ CLOSING: flush what is queued, then close.
  *
+ * A handler that promises its reply (api_reply_later) leaves dispatch in
+ * WAIT, or in STREAM when it already began a stream inside the call:
+ *
+ *   dispatch ──promise──▶ WAIT ──api_later_done──▶ response (as above)
+ *      │                   │
+ *      │          api_later_stream_begin
+ *      │                   ▼
+ *      └─stream begun───▶ STREAM ──api_later_stream_end──▶ IDLE (keep-alive)
+ *                                                          or CLOSING
+ *
+ * Neither WAIT nor STREAM reads (pipelined requests wait in the kernel) or
+ * has a deadline: the work behind the promise is bounded itself, and the
+ * stream's backlog is capped (SHOAL_CAP_HTTP_STREAM_BACKLOG).
+ *
  * Deadlines: IDLE has the keep-alive timeout; HEAD has header_timeout
  * counted from the request's first byte (total, so a slow-drip client is cut
  * however steadily it drips); BODY has body_timeout from the end of the head.
@@ -40,14 +55,23 @@ enum conn_state {
     CONN_IDLE,
     CONN_HEAD,
     CONN_BODY,
-    CONN_WAIT, /* the handler answers later (api_reply_later); not reading */
+    CONN_WAIT,   /* the handler answers later (api_reply_later); not reading */
+    CONN_STREAM, /* a promised reply is being streamed; not reading */
     CONN_CLOSING,
 };
 
 /* A reply promised by a handler. c is NULL once the connection is gone, so
- * a late answer only frees it. */
+ * a late answer only frees it. The gone notice is an event of the promise's
+ * own, not the connection's, because it fires after the connection is
+ * closed and must never run inside a server call (its fn may end p). */
 struct api_later {
     struct conn *c;
+    struct event_base *base;
+    void (*gone_fn)(void *arg);
+    void *gone_arg;
+    struct event gone_ev;
+    bool gone_pending; /* gone_ev is active */
+    bool gone_fired;
 };
 
 struct conn {
@@ -70,10 +94,19 @@ struct conn {
     size_t head_len;
     struct shoal_buf chunked; /* decoded chunked body */
     bool continue_sent;
-    struct api_later *later; /* CONN_WAIT: the promised reply */
+    struct api_later *later; /* CONN_WAIT, CONN_STREAM: the promised reply */
     int early_status;        /* a promise kept inside the handler: dispatch answers */
-    size_t wait_used;        /* CONN_WAIT: input bytes of the request being answered */
+    size_t wait_used;        /* CONN_WAIT, CONN_STREAM: input bytes of the request */
     bool wait_head_only;
+    /* Inside api_handle the request's views point into in, so nothing may
+     * close the connection: a stream that must be cut there is only marked
+     * doomed, and dispatch closes it when the handler returns. */
+    bool in_handler;
+    bool doomed;
+    bool streaming;        /* api_later_stream_begin was called for this request */
+    bool stream_chunked;   /* HTTP/1.1: chunked; HTTP/1.0: ends with the connection */
+    bool stream_head_only; /* HEAD: headers only, writes dropped */
+    bool stream_closing;   /* close once the stream ends */
 };
 
 struct listener {
@@ -236,7 +269,7 @@ static void conn_flush(struct conn *c)
         }
         return;
     }
-    if (!c->reading && c->state != CONN_WAIT) {
+    if (!c->reading && c->state != CONN_WAIT && c->state != CONN_STREAM) {
         event_add(&c->rev, NULL);
         c->reading = true;
     }
@@ -258,6 +291,18 @@ static bool bearer_ok(struct conn *c, const char *base)
     return shoal_secret_equals(tok, v + 7, h->value.len - 7);
 }
 
+/* Entering WAIT or STREAM: stop reading (pipelined bytes wait in the kernel
+ * and a half-closing client still gets its answer) and hold no deadline;
+ * the work behind the promise is bounded itself. */
+static void conn_hold(struct conn *c)
+{
+    conn_clear_deadline(c);
+    if (c->reading) {
+        event_del(&c->rev);
+        c->reading = false;
+    }
+}
+
 static void dispatch(struct conn *c, const char *body, size_t body_len)
 {
     struct server *s = c->srv;
@@ -276,8 +321,26 @@ static void dispatch(struct conn *c, const char *body, size_t body_len)
     };
     struct api_reply rep = {.status = 500, .allow = NULL};
     shoal_buf_reset(&s->reply);
+    c->in_handler = true;
     api_handle(s->info, &ar, &s->reply, &rep);
+    c->in_handler = false;
     s->stats.requests++;
+    if (c->doomed) {
+        conn_close(c); /* a stream cut or aborted inside the handler */
+        return;
+    }
+    if (c->streaming) {
+        /* The handler began a stream; its head (and maybe more) is queued. */
+        if (c->later) {
+            c->state = CONN_STREAM;
+            conn_hold(c);
+            return;
+        }
+        c->streaming = false; /* and ended it: the whole reply is queued */
+        if (c->stream_closing || s->draining)
+            c->state = CONN_CLOSING;
+        return;
+    }
     if (c->early_status) {
         /* The handler promised a reply and gave it before returning (a
          * tool that finished without waiting): it is in s->reply. */
@@ -285,16 +348,9 @@ static void dispatch(struct conn *c, const char *body, size_t body_len)
         rep.allow = NULL;
         c->early_status = 0;
     } else if (c->later) {
-        /* Answered later: stop reading (pipelined bytes wait in the kernel
-         * and a half-closing client still gets its answer) and hold no
-         * deadline; the work behind the promise is bounded itself. */
         c->state = CONN_WAIT;
         c->wait_head_only = c->req.method == HTTP_METHOD_HEAD;
-        conn_clear_deadline(c);
-        if (c->reading) {
-            event_del(&c->rev);
-            c->reading = false;
-        }
+        conn_hold(c);
         return;
     }
 
@@ -313,23 +369,100 @@ struct api_later *api_reply_later(const struct api_request *req)
     struct conn *c = req->conn;
     if (!c || c->later)
         return NULL;
-    struct api_later *p = malloc(sizeof(*p));
+    struct api_later *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     p->c = c;
+    p->base = c->srv->base;
     c->later = p;
     return p;
+}
+
+static void later_free(struct api_later *p)
+{
+    if (p->gone_pending)
+        event_del(&p->gone_ev);
+    free(p);
+}
+
+static void on_later_gone(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct api_later *p = arg;
+    p->gone_pending = false;
+    p->gone_fired = true;
+    /* fn may end (free) p: nothing touches p after the call. */
+    p->gone_fn(p->gone_arg);
+}
+
+/* The connection behind p is gone: tell the owner from an event, so that
+ * fn never runs inside the server call that noticed (a write that failed,
+ * conn_close walking the connections at shutdown). */
+static void later_gone_schedule(struct api_later *p)
+{
+    if (!p->gone_fn || p->gone_pending || p->gone_fired)
+        return;
+    event_assign(&p->gone_ev, p->base, -1, 0, on_later_gone, p);
+    event_active(&p->gone_ev, EV_TIMEOUT, 1);
+    p->gone_pending = true;
+}
+
+void api_later_on_gone(struct api_later *p, void (*fn)(void *arg), void *arg)
+{
+    p->gone_fn = fn;
+    p->gone_arg = arg;
+    if (!fn) {
+        if (p->gone_pending)
+            event_del(&p->gone_ev);
+        p->gone_pending = false;
+        return;
+    }
+    if (!p->c)
+        later_gone_schedule(p);
+}
+
+/* A promised reply is fully queued: go on like after any reply. */
+static void later_finish(struct conn *c, bool closing)
+{
+    c->state = closing ? CONN_CLOSING : CONN_BODY;
+    request_end(c, c->wait_used);
+    if (c->state == CONN_CLOSING)
+        conn_set_deadline(c, 2000);
+    else
+        conn_process(c); /* pipelined requests that arrived meanwhile */
+    if (c->fd >= 0)
+        conn_flush(c);
+}
+
+/* Cut a stream (slow reader, out of memory, aborted). Inside the handler
+ * only mark it: dispatch closes once the handler's views are dead. */
+static void stream_cut(struct conn *c, const char *why)
+{
+    shoal_log(SHOAL_LOG_WARN, "http_stream_cut", "%s", why);
+    if (c->in_handler)
+        c->doomed = true;
+    else
+        conn_close(c);
 }
 
 void api_later_done(struct api_later *p, int status, const char *body, size_t body_len)
 {
     struct conn *c = p->c;
-    free(p);
+    later_free(p);
     if (!c)
         return;
     c->later = NULL;
     struct server *s = c->srv;
-    if (c->state != CONN_WAIT) {
+    if (c->doomed)
+        return;
+    if (c->streaming) {
+        /* The status line is long gone: the only way left to say "failed"
+         * is to end the reply short. */
+        stream_cut(c, "stream aborted by its producer");
+        return;
+    }
+    if (c->in_handler) {
         /* Still inside the handler (dispatch has not seen the promise):
          * leave the answer where dispatch sends handler replies from. */
         shoal_buf_reset(&s->reply);
@@ -346,14 +479,116 @@ void api_later_done(struct api_later *p, int status, const char *body, size_t bo
         conn_close(c);
         return;
     }
-    c->state = closing ? CONN_CLOSING : CONN_BODY;
-    request_end(c, c->wait_used);
-    if (c->state == CONN_CLOSING)
-        conn_set_deadline(c, 2000);
-    else
-        conn_process(c); /* pipelined requests that arrived meanwhile */
-    if (c->fd >= 0)
-        conn_flush(c);
+    later_finish(c, closing);
+}
+
+bool api_later_stream_begin(struct api_later *p, int status, const char *content_type)
+{
+    struct conn *c = p->c;
+    if (!c || c->doomed)
+        return false;
+    /* Programmer errors; without assertions they cut the reply rather than
+     * send a second head or a header split by the caller's CR/LF. */
+    bool misuse = c->streaming || status < 200 || status > 599 || status == 204 || status == 304 ||
+                  !content_type || strpbrk(content_type, "\r\n");
+    assert(!misuse && "api_later_stream_begin: twice, bad status or content type");
+    if (misuse) {
+        stream_cut(c, "api_later_stream_begin misused");
+        return false;
+    }
+    struct server *s = c->srv;
+    c->stream_chunked = c->req.version_minor >= 1;
+    c->stream_head_only = c->req.method == HTTP_METHOD_HEAD;
+    /* Without chunked framing only the end of the connection ends the body. */
+    c->stream_closing = !c->stream_chunked || !c->req.keep_alive || s->draining;
+    refresh_date(s);
+    enum shoal_err err =
+        shoal_buf_printf(&c->out,
+                         "HTTP/1.1 %d %s\r\n%sContent-Type: %s\r\nCache-Control: no-cache\r\n%s"
+                         "Connection: %s\r\n\r\n",
+                         status, http_status_reason(status), s->date, content_type,
+                         c->stream_chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                         c->stream_closing ? "close" : "keep-alive");
+    if (err) {
+        stream_cut(c, "out of memory for the stream's head");
+        return false;
+    }
+    c->streaming = true;
+    if (status >= 500)
+        s->stats.errors_5xx++;
+    else if (status >= 400)
+        s->stats.errors_4xx++;
+    if (c->in_handler)
+        return true; /* dispatch sends it when the handler returns */
+    c->state = CONN_STREAM;
+    conn_flush(c);
+    return c->fd >= 0;
+}
+
+bool api_later_stream_write(struct api_later *p, const char *data, size_t n)
+{
+    struct conn *c = p->c;
+    if (!c || c->doomed)
+        return false;
+    assert(c->streaming && "api_later_stream_write before api_later_stream_begin");
+    if (!c->streaming) {
+        stream_cut(c, "stream written before it began");
+        return false;
+    }
+    if (n == 0 || c->stream_head_only)
+        return true;
+    /* Chunk framing: at most 16 hex digits and two CRLFs. */
+    size_t frame = c->stream_chunked ? 20 : 0;
+    if (n > SHOAL_CAP_HTTP_STREAM_BACKLOG - frame ||
+        c->out.len > SHOAL_CAP_HTTP_STREAM_BACKLOG - frame - n) {
+        stream_cut(c, "client fell too far behind the stream");
+        return false;
+    }
+    if (shoal_buf_reserve(&c->out, n + frame) != SHOAL_OK) {
+        stream_cut(c, "out of memory for the stream");
+        return false;
+    }
+    /* With room reserved the appends below cannot fail. */
+    enum shoal_err err = SHOAL_OK;
+    if (c->stream_chunked)
+        err = shoal_buf_printf(&c->out, "%zx\r\n", n);
+    if (!err)
+        err = shoal_buf_append(&c->out, data, n);
+    if (!err && c->stream_chunked)
+        err = shoal_buf_append(&c->out, "\r\n", 2);
+    if (err) {
+        stream_cut(c, "out of memory for the stream");
+        return false;
+    }
+    if (c->in_handler)
+        return true;
+    conn_flush(c);
+    return c->fd >= 0;
+}
+
+void api_later_stream_end(struct api_later *p)
+{
+    struct conn *c = p->c;
+    later_free(p);
+    if (!c)
+        return;
+    c->later = NULL;
+    if (c->doomed)
+        return;
+    assert(c->streaming && "api_later_stream_end before api_later_stream_begin");
+    if (!c->streaming) {
+        stream_cut(c, "stream ended before it began");
+        return;
+    }
+    if (c->stream_chunked && !c->stream_head_only &&
+        shoal_buf_append(&c->out, "0\r\n\r\n", 5) != SHOAL_OK) {
+        stream_cut(c, "out of memory for the stream's end");
+        return;
+    }
+    if (c->in_handler)
+        return; /* dispatch finishes the request */
+    c->streaming = false;
+    later_finish(c, c->stream_closing || c->srv->draining);
 }
 
 /* Start parsing a new request: snapshot the limits in force. */
@@ -398,7 +633,7 @@ static void conn_process(struct conn *c)
 {
     struct http_error herr;
     for (;;) {
-        if (c->state == CONN_CLOSING || c->state == CONN_WAIT)
+        if (c->state == CONN_CLOSING || c->state == CONN_WAIT || c->state == CONN_STREAM)
             return;
         if (c->state == CONN_IDLE) {
             if (c->in.len == 0)
@@ -458,7 +693,7 @@ static void conn_process(struct conn *c)
             dispatch(c, c->chunked.data, c->chunked.len);
             if (c->fd < 0)
                 return;
-            if (c->state == CONN_WAIT) {
+            if (c->state == CONN_WAIT || c->state == CONN_STREAM) {
                 c->wait_used = c->head_len;
                 return;
             }
@@ -470,7 +705,7 @@ static void conn_process(struct conn *c)
             dispatch(c, c->in.data + c->head_len, cl);
             if (c->fd < 0)
                 return;
-            if (c->state == CONN_WAIT) {
+            if (c->state == CONN_WAIT || c->state == CONN_STREAM) {
                 c->wait_used = c->head_len + cl;
                 return;
             }
@@ -588,6 +823,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         conn_close(c);
         break;
     case CONN_WAIT:
+    case CONN_STREAM:
         break; /* no deadline while a reply is promised */
     }
 }
@@ -622,8 +858,10 @@ static void conn_close(struct conn *c)
     free(c->headers);
     c->headers = NULL;
     if (c->later) {
-        c->later->c = NULL; /* the answer, when it comes, has nowhere to go */
+        struct api_later *p = c->later;
+        p->c = NULL; /* the answer, when it comes, has nowhere to go */
         c->later = NULL;
+        later_gone_schedule(p);
     }
     /* Callers check c->fd < 0 after any call that may close, so the struct
      * must outlive this call: it is freed by the reaper on the next loop

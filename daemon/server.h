@@ -62,28 +62,81 @@ struct api_reply {
 
 struct traces_service;
 struct tools_service;
+struct providers;
 
 /* Facts the routes report, owned by shoald. */
 struct api_info {
     const struct config *cfg; /* the snapshot in force; replaced on SIGHUP */
     struct traces_service *traces; /* the trace store service; NULL in tests without one */
     struct tools_service *tools;   /* the tool runtime; NULL in tests without one */
+    struct providers *providers;   /* model calls (provider.h); NULL in tests without one */
     uint64_t started_ms;      /* shoal_now_ms() at start */
     int64_t started_unix;     /* wall clock at start, seconds */
 };
 
 /* Answering later, for handlers whose work must leave the loop thread:
  * api_reply_later takes the request's reply (whatever the handler then puts
- * in rep or body is ignored), and api_later_done gives it, exactly once, on
- * the loop thread; body is copied. Until then the connection reads nothing
- * more (pipelined requests wait, in order). If the client goes away first,
- * api_later_done only frees the promise. api_reply_later returns NULL when
- * out of memory or outside a server (the handler then answers now). The
- * request's views die with the handler call: copy what the work needs.
+ * in rep or body is ignored), and api_later_done (or api_later_stream_end,
+ * below) gives it, exactly once, on the loop thread; body is copied. Until
+ * then the connection reads nothing more (pipelined requests wait, in
+ * order). If the client goes away first, ending the promise only frees it
+ * (api_later_on_gone tells when that happens). api_reply_later returns NULL
+ * when out of memory or outside a server (the handler then answers now).
+ * The request's views die with the handler call: copy what the work needs.
  * Thread: loop. */
 struct api_later;
 struct api_later *api_reply_later(const struct api_request *req);
+/* Keep promise p with a whole reply and free p. On a stream already begun
+ * (below) it aborts instead: the connection is closed without the end of the
+ * stream, so the client sees the reply cut short; status and body are
+ * ignored. */
 void api_later_done(struct api_later *p, int status, const char *body, size_t body_len);
+
+/* Streaming a promised reply (Server-Sent Events and the like): begin, write
+ * any number of times, end. They may be called from inside the handler that
+ * made the promise (the bytes are then queued and sent once it returns) or
+ * later from loop callbacks. Writes are sent as they come; the client gets
+ * no chance to make us hold more than SHOAL_CAP_HTTP_STREAM_BACKLOG unsent
+ * bytes. A stream reply is counted like any reply (requests, 4xx/5xx once,
+ * by the status given to begin). During server_shutdown a stream may run on
+ * until limits.shutdown_ms, and is then cut. Thread: loop. */
+
+/* Send the status line and headers of a streamed reply now: Content-Type:
+ * content_type (a static or caller-owned string without CR/LF, copied),
+ * Cache-Control: no-cache, and Transfer-Encoding: chunked for an HTTP/1.1
+ * client; an HTTP/1.0 client gets no length and Connection: close, the end
+ * of the reply being the end of the connection. status is 200..599, not
+ * 204 or 304 (they have no body). Once per promise. For HEAD only the
+ * headers are sent and writes are discarded. false when the connection is
+ * already gone or cannot take the headers (out of memory; it is then
+ * closed); either way p must still be ended. */
+bool api_later_stream_begin(struct api_later *p, int status, const char *content_type);
+/* Queue n bytes (one chunk for HTTP/1.1; n == 0 is a no-op) and start
+ * sending them; data is copied. false when the connection is gone, or when
+ * the client has fallen so far behind that more than
+ * SHOAL_CAP_HTTP_STREAM_BACKLOG bytes would wait unsent (a single larger
+ * write counts too): the connection is then closed. After false the caller
+ * should stop producing; p must still be ended. Only after
+ * api_later_stream_begin. */
+bool api_later_stream_write(struct api_later *p, const char *data, size_t n);
+/* End the stream and free p: the terminating zero-size chunk for HTTP/1.1
+ * (the connection then goes on with the next, pipelined request, as after
+ * api_later_done), the end of the connection for HTTP/1.0. When the
+ * connection is gone this only frees p. Only after api_later_stream_begin
+ * (even one that returned false). */
+void api_later_stream_end(struct api_later *p);
+/* Ask for fn(arg) when the connection closes before p is ended: a write
+ * that finds the peer gone, a slow reader cut, the shutdown deadline, a
+ * server_free. fn runs once at most, on the loop thread, from an event of
+ * its own (never from inside a server call, so the caller of a failing
+ * write has its false before fn runs), and never after p is ended: ending
+ * p first cancels it. fn may end p (the connection is gone, so ending it
+ * only frees it) and may call any server function. If the connection is
+ * already gone, fn is scheduled now. A second call replaces fn and arg; fn
+ * NULL turns the notice off. The server notices a client that went away
+ * only when it writes to it: a producer that may be silent for long should
+ * write something harmless now and then (an SSE comment, ": \n\n"). */
+void api_later_on_gone(struct api_later *p, void (*fn)(void *arg), void *arg);
 
 /* Route one request. Writes the JSON body to body (reset by the caller). */
 void api_handle(const struct api_info *info, const struct api_request *req, struct shoal_buf *body,
@@ -147,6 +200,15 @@ void api_tools_list(const struct api_info *info, const struct api_request *req,
                     struct shoal_buf *body, struct api_reply *rep);
 void api_tools_call(const struct api_info *info, const struct api_request *req,
                     struct shoal_buf *body, struct api_reply *rep);
+
+/* ---- the OpenAI-compatible routes (api_chat.c) ---- */
+
+/* POST /v1/chat/completions (a configured model by name; whole or
+ * streamed), GET /v1/models. */
+void api_chat_completions(const struct api_info *info, const struct api_request *req,
+                          struct shoal_buf *body, struct api_reply *rep);
+void api_models(const struct api_info *info, const struct api_request *req, struct shoal_buf *body,
+                struct api_reply *rep);
 
 /* Append {"error":{"type":T,"message":M}} to body (M is JSON-escaped). */
 void api_error_body(struct shoal_buf *body, const char *type, const char *message);

@@ -4,6 +4,7 @@
  * SIGTERM/SIGINT drain in-flight requests and exit 0. */
 #include "config.h"
 #include "fetch.h"
+#include "provider.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -289,10 +290,12 @@ int main(int argc, char **argv)
         return 1;
     }
     if (fetch_new(st.base, &st.fetch, &d) != SHOAL_OK ||
-        tools_service_open(&st.info, st.fetch, &st.info.tools, &d) != SHOAL_OK) {
+        tools_service_open(&st.info, st.fetch, &st.info.tools, &d) != SHOAL_OK ||
+        providers_new(st.base, st.fetch, 0, &st.info.providers, &d) != SHOAL_OK) {
         char line[1024];
         shoal_diag_format(&d, line, sizeof(line));
         fprintf(stderr, "shoald: %s\n", line);
+        tools_service_close(st.info.tools);
         fetch_free(st.fetch);
         traces_service_close(st.info.traces);
         event_base_free(st.base);
@@ -305,6 +308,7 @@ int main(int argc, char **argv)
         char line[1024];
         shoal_diag_format(&d, line, sizeof(line));
         fprintf(stderr, "shoald: cannot listen: %s\n", line);
+        providers_free(st.info.providers);
         tools_service_close(st.info.tools);
         fetch_free(st.fetch);
         traces_service_close(st.info.traces);
@@ -341,8 +345,9 @@ int main(int argc, char **argv)
     server_stats_get(st.srv, &ss);
     server_free(st.srv);
     /* After the server: pending replies have no connection left. Tool calls
-     * waiting on the network go before fetch; every accepted trace record
-     * (tool calls record theirs) is committed before we exit. */
+     * and model calls go before fetch; every accepted trace record (tool
+     * and model calls record theirs) is committed before we exit. */
+    providers_free(st.info.providers); /* model calls still running end cancelled */
     tools_service_close(st.info.tools);
     fetch_free(st.fetch);
     traces_service_close(st.info.traces);

@@ -102,6 +102,7 @@ struct traces_attr {
 #define TRACES_KEY_SYSTEM          "gen_ai.system"
 #define TRACES_KEY_REQUEST_MODEL   "gen_ai.request.model"
 #define TRACES_KEY_RESPONSE_MODEL  "gen_ai.response.model"
+#define TRACES_KEY_RESPONSE_ID     "gen_ai.response.id"
 #define TRACES_KEY_INPUT_TOKENS    "gen_ai.usage.input_tokens"
 #define TRACES_KEY_OUTPUT_TOKENS   "gen_ai.usage.output_tokens"
 #define TRACES_KEY_FINISH_REASONS  "gen_ai.response.finish_reasons"
@@ -119,6 +120,9 @@ struct traces_attr {
 #define TRACES_KEY_COST_USD        "shoal.cost.usd"
 #define TRACES_KEY_BASELINE_USD    "shoal.cost.baseline_usd"
 #define TRACES_KEY_LATENCY_TTFT_MS "shoal.latency.ttft_ms"
+#define TRACES_KEY_QUEUE_MS        "shoal.latency.queue_ms"
+#define TRACES_KEY_ATTEMPTS        "shoal.attempts"
+#define TRACES_KEY_REQUEST_ID      "shoal.upstream.request_id"
 
 /* True for the keys above marked content (message text a privacy setting
  * must be able to drop). Thread: any. */

@@ -324,6 +324,67 @@ void engine_sampler_accept(struct engine_sampler *s, int32_t id);
 size_t engine_stop_find(const char *text, size_t n, const char *const *stops, size_t n_stops,
                         size_t *hold);
 
+/* ---- Chat prompts and generation ---- */
+
+/* Render chat with t and tokenize the text into out (appended), special
+ * tokens written as text parsed as such. chat->bos_token / eos_token NULL:
+ * the vocabulary's. BOS is added as the vocabulary's metadata says, unless
+ * the rendered text already begins with it (templates that write
+ * {{ bos_token }} would otherwise get two). text (may be NULL) receives the
+ * rendered prompt. INVALID from the template (d at line:col), TOO_BIG past
+ * out->max, NOMEM. Any thread. */
+enum shoal_err engine_chat_tokenize(const struct engine_model *m, const struct engine_template *t,
+                                    const struct engine_chat *chat, struct shoal_buf *text,
+                                    struct engine_tokens *out, struct shoal_diag *d) SHOAL_NODISCARD;
+
+/* Why a generation ended. */
+enum engine_finish {
+    ENGINE_FINISH_EOS = 0,   /* the model ended its turn (EOS or another control token) */
+    ENGINE_FINISH_STOP,      /* a stop string (not part of the text) */
+    ENGINE_FINISH_LENGTH,    /* max_tokens */
+    ENGINE_FINISH_CONTEXT,   /* the context is full */
+    ENGINE_FINISH_CANCELLED, /* a callback or *cancel said so */
+};
+/* "eos", "stop", "length", "context", "cancelled". */
+const char *engine_finish_name(enum engine_finish f);
+
+struct engine_gen_params {
+    uint32_t max_tokens; /* 0: until EOS, a stop string or the context's end */
+    const char *const *stops;
+    size_t n_stops;
+    /* Text as it becomes final: whole UTF-8 characters, and never a tail
+     * that could still turn out to start a stop string. false: cancel. */
+    bool (*on_text)(void *arg, const char *text, size_t n);
+    /* Each generated token with its confidence, before its text. false:
+     * cancel. */
+    bool (*on_token)(void *arg, int32_t id, const struct engine_token_info *info);
+    void *arg;
+    /* Polled between prompt batches and between tokens; may be NULL. */
+    const _Atomic bool *cancel;
+};
+
+struct engine_gen_stats {
+    enum engine_finish finish;
+    uint32_t n_prompt;       /* prompt tokens computed (after any reuse) */
+    uint32_t n_gen;          /* tokens generated (the EOS that ended it excluded) */
+    uint64_t prompt_us;      /* prompt processing */
+    uint64_t first_token_us; /* start → first token sampled */
+    uint64_t total_us;
+};
+
+/* Generate after prompt: feed prompt[0..n) at the sequence's next positions
+ * (the caller rewinds, or keeps a shared prefix cached and passes only what
+ * follows it; n >= 1), the prompt's tokens also to the sampler's penalty
+ * window, then sample, feed and report tokens until a finish. Stop strings
+ * are matched across token boundaries. TOO_BIG (nothing fed) when the
+ * prompt does not fit in the context with room for one token; INVALID for
+ * an id outside the vocabulary; errors of engine_seq_decode. st is filled
+ * in on every return. Thread: the owner of seq and smp. */
+enum shoal_err engine_generate(struct engine_seq *seq, struct engine_sampler *smp,
+                               const struct engine_vocab *v, const int32_t *prompt, size_t n,
+                               const struct engine_gen_params *p, struct engine_gen_stats *st,
+                               struct shoal_diag *d) SHOAL_NODISCARD;
+
 /* ---- Synthetic models ---- */
 
 /* A random-weight model at a real model's shape, for benchmarks and

@@ -1,3 +1,3 @@
 # Inference: the compute pool, the forward pass of the supported
-# architectures, and sampling.
-set(ENGINE_LLM_SOURCES pool.c llm.c sample.c)
+# architectures, sampling, and the generation loop.
+set(ENGINE_LLM_SOURCES pool.c llm.c sample.c generate.c)

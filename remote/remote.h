@@ -253,6 +253,25 @@ void remote_result_fini(struct remote_result *r);
 enum shoal_err remote_result_render_openai(const struct remote_result *r, const char *model,
                                            int64_t created, struct shoal_buf *out) SHOAL_NODISCARD;
 
+/* One chat.completion.chunk of an OpenAI stream (what shoald's
+ * /v1/chat/completions sends with "stream": true), as JSON appended to out
+ * (the caller frames it as an SSE "data:" line). A chunk carries any of: the
+ * assistant role (the first chunk), a piece of text, the end (end's tool
+ * calls whole, its logprobs, its finish reason), or only usage (choices
+ * empty: the stream_options.include_usage chunk). TOO_BIG, NOMEM. */
+struct remote_chunk {
+    const char *id;
+    const char *model;
+    int64_t created;
+    bool role;
+    const char *text; /* delta.content, text_len bytes; NULL: none */
+    size_t text_len;
+    const struct remote_result *end;  /* the final chunk, or NULL */
+    const struct remote_usage *usage; /* a usage-only chunk, or NULL */
+};
+enum shoal_err remote_chunk_render_openai(const struct remote_chunk *c,
+                                          struct shoal_buf *out) SHOAL_NODISCARD;
+
 /* ---- Cost ---- */
 
 struct remote_price {

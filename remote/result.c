@@ -503,6 +503,21 @@ static void logprobs_json(struct jb *b, cJSON *choice, const struct remote_resul
     }
 }
 
+static void tool_calls_json(struct jb *b, cJSON *parent, const struct remote_result *r, bool index)
+{
+    cJSON *calls = jb_arr(b, parent, "tool_calls");
+    for (size_t i = 0; i < r->n_tool_calls; i++) {
+        cJSON *c = jb_obj(b, calls, NULL);
+        if (index)
+            jb_num(b, c, "index", (double)i);
+        jb_str(b, c, "id", r->tool_calls[i].id);
+        jb_str(b, c, "type", "function");
+        cJSON *f = jb_obj(b, c, "function");
+        jb_str(b, f, "name", r->tool_calls[i].name);
+        jb_str(b, f, "arguments", r->tool_calls[i].arguments);
+    }
+}
+
 enum shoal_err remote_result_render_openai(const struct remote_result *r, const char *model,
                                            int64_t created, struct shoal_buf *out)
 {
@@ -522,15 +537,8 @@ enum shoal_err remote_result_render_openai(const struct remote_result *r, const 
         jb_str(&b, msg, "content", r->text);
     if (r->refusal)
         jb_str(&b, msg, "refusal", r->refusal);
-    cJSON *calls = r->n_tool_calls ? jb_arr(&b, msg, "tool_calls") : NULL;
-    for (size_t i = 0; i < r->n_tool_calls; i++) {
-        cJSON *c = jb_obj(&b, calls, NULL);
-        jb_str(&b, c, "id", r->tool_calls[i].id);
-        jb_str(&b, c, "type", "function");
-        cJSON *f = jb_obj(&b, c, "function");
-        jb_str(&b, f, "name", r->tool_calls[i].name);
-        jb_str(&b, f, "arguments", r->tool_calls[i].arguments);
-    }
+    if (r->n_tool_calls)
+        tool_calls_json(&b, msg, r, false);
     if (r->n_logprobs)
         logprobs_json(&b, choice, r);
     else
@@ -541,5 +549,39 @@ enum shoal_err remote_result_render_openai(const struct remote_result *r, const 
         jb_str(&b, choice, "finish_reason", remote_finish_name(r->finish));
     if (r->usage.present)
         usage_json(&b, root, &r->usage);
+    return jb_render(&b, root, out);
+}
+
+enum shoal_err remote_chunk_render_openai(const struct remote_chunk *c, struct shoal_buf *out)
+{
+    struct jb b = {false};
+    cJSON *root = jb_obj(&b, NULL, NULL);
+    jb_str(&b, root, "id", c->id);
+    jb_str(&b, root, "object", "chat.completion.chunk");
+    jb_num(&b, root, "created", (double)c->created);
+    jb_str(&b, root, "model", c->model);
+    cJSON *choices = jb_arr(&b, root, "choices");
+    if (c->usage) {
+        usage_json(&b, root, c->usage);
+        return jb_render(&b, root, out);
+    }
+    cJSON *choice = jb_obj(&b, choices, NULL);
+    jb_num(&b, choice, "index", 0);
+    cJSON *delta = jb_obj(&b, choice, "delta");
+    if (c->role)
+        jb_str(&b, delta, "role", "assistant");
+    if (c->text)
+        jb_strn(&b, delta, "content", c->text, c->text_len);
+    const struct remote_result *r = c->end;
+    if (r && r->n_tool_calls)
+        tool_calls_json(&b, delta, r, true);
+    if (r && r->n_logprobs)
+        logprobs_json(&b, choice, r);
+    else
+        jb_null(&b, choice, "logprobs");
+    if (!r || r->finish == REMOTE_FINISH_UNKNOWN)
+        jb_null(&b, choice, "finish_reason");
+    else
+        jb_str(&b, choice, "finish_reason", remote_finish_name(r->finish));
     return jb_render(&b, root, out);
 }

@@ -91,7 +91,7 @@ static void raw_done(void *arg, const struct fetch_response *r)
 }
 
 static void run_done(void *arg, const struct remote_result *res, const struct remote_error *err,
-                     const struct remote_run_stats *st)
+                     const struct provider_stats *st)
 {
     (void)st;
     finish_one(arg, !err && res->text_len > 0);
@@ -113,7 +113,7 @@ static void start_one(struct bench *b)
                                    .body = b->body, .body_len = strlen(b->body)};
         rc = fetch_start(f, &rq, raw_done, s, NULL, &d);
     } else {
-        struct remote_run_cb cb = {.on_done = run_done, .arg = s};
+        struct provider_cb cb = {.on_done = run_done, .arg = s};
         rc = remote_run_start(base, f, b->m, b->req, b->kind == STREAM, &cb, NULL, &d);
     }
     if (rc != SHOAL_OK) {

@@ -178,7 +178,7 @@ static void rec_text(void *arg, const char *t, size_t n)
 }
 
 static void rec_done(void *arg, const struct remote_result *res, const struct remote_error *err,
-                     const struct remote_run_stats *st)
+                     const struct provider_stats *st)
 {
     struct rec *r = arg;
     r->done_calls++;
@@ -219,7 +219,7 @@ static void recs_free(struct rec *v, size_t n)
 
 static void start_run(const struct config_model *m, const cJSON *req, bool stream, struct rec *r)
 {
-    struct remote_run_cb cb = {.on_text = rec_text, .on_done = rec_done, .arg = r};
+    struct provider_cb cb = {.on_text = rec_text, .on_done = rec_done, .arg = r};
     struct shoal_diag d;
     shoal_diag_clear(&d);
     enum shoal_err rc = remote_run_start(base, f, m, req, stream, &cb, &r->run, &d);

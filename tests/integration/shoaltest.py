@@ -209,3 +209,113 @@ def run_cli(args, env=None, timeout=20):
     e.update(env or {})
     return subprocess.run([SHOAL] + list(args), capture_output=True, text=True, env=e,
                           timeout=timeout)
+
+
+# ---- JSON requests and chunked / server-sent-event responses ----
+
+def post_raw(target, data, content_type=b"application/json"):
+    """The bytes of one POST request with data as its body."""
+    return (b"POST " + target.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: " + content_type
+            + b"\r\nContent-Length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+
+
+def post_json(path, target, body, timeout=30.0):
+    """POST body (an object, or bytes as they are) on a new connection."""
+    data = body if isinstance(body, bytes) else __import__("json").dumps(body).encode()
+    return request(path, post_raw(target, data), timeout)
+
+
+class ChunkedBody:
+    """Reads a chunked response body piece by piece after read_response(conn,
+    head_only=True), so a test can look at a stream while it is running."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.buf = conn.buf
+        conn.buf = b""
+        self.ended = False
+
+    def _fill(self):
+        data = self.conn.sock.recv(65536)
+        if not data:
+            raise ConnectionError("connection closed inside a chunked body")
+        self.buf += data
+
+    def chunk(self):
+        """The next chunk's data; None after the last (zero-size) chunk."""
+        if self.ended:
+            return None
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        size = int(line.split(b";")[0].strip(), 16)
+        if size == 0:
+            # No trailers are expected: the body ends with an empty line.
+            while b"\r\n" not in self.buf:
+                self._fill()
+            trailer, self.buf = self.buf.split(b"\r\n", 1)
+            if trailer:
+                raise ValueError("unexpected chunked trailer %r" % trailer)
+            self.ended = True
+            self.conn.buf = self.buf
+            return None
+        while len(self.buf) < size + 2:
+            self._fill()
+        data, tail, self.buf = self.buf[:size], self.buf[size:size + 2], self.buf[size + 2:]
+        if tail != b"\r\n":
+            raise ValueError("chunk of %d bytes not followed by CRLF: %r" % (size, tail))
+        return data
+
+
+class SseReader:
+    """Server-sent events from a chunked body: event() gives the next event's
+    data (its data: lines joined by newlines), None at the end of the body."""
+
+    def __init__(self, body):
+        self.body = body
+        self.pending = b""
+
+    def event(self):
+        while True:
+            self.pending = self.pending.replace(b"\r\n", b"\n")
+            if b"\n\n" in self.pending:
+                raw, self.pending = self.pending.split(b"\n\n", 1)
+                lines = [l for l in raw.decode("utf-8").split("\n") if not l.startswith(":")]
+                data = [l[5:].lstrip(" ") if l.startswith("data:") else None for l in lines]
+                if any(d is None for d in data):
+                    raise ValueError("event with a line that is not data: %r" % raw)
+                if data:
+                    return "\n".join(data)
+                continue
+            piece = self.body.chunk()
+            if piece is None:
+                if self.pending.strip():
+                    raise ValueError("stream ended inside an event: %r" % self.pending)
+                return None
+            self.pending += piece
+
+
+def open_stream(path, raw, timeout=30.0):
+    """Send raw on a new connection; (conn, response head, SseReader or None
+    when the answer is not chunked). The caller closes conn."""
+    conn = connect(path, timeout)
+    try:
+        conn.sendall(raw)
+        head = read_response(conn, head_only=True)
+        if head is None:
+            raise ConnectionError("connection closed before a response")
+        if head.headers.get("transfer-encoding", "").lower() != "chunked":
+            # A whole answer (an error before the stream began): read its body.
+            n = int(head.headers.get("content-length", "0"))
+            rest = conn.buf
+            while len(rest) < n:
+                data = conn.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("connection closed inside a response body")
+                rest += data
+            head.body, conn.buf = rest[:n], rest[n:]
+            return conn, head, None
+        return conn, head, SseReader(ChunkedBody(conn))
+    except BaseException:
+        conn.close()
+        raise
