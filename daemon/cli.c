@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "tools.h"
 #include "config.h"
+#include "remote.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -39,6 +40,7 @@ struct cli {
     const char *opt_url;
     const char *opt_config;
     uint32_t timeout_ms;
+    bool timeout_given;
     bool json;
 
     /* Where to connect, filled once by cli_resolve. */
@@ -64,6 +66,11 @@ struct cli_response {
     struct shoal_buf body;
     enum shoal_err body_err; /* why the write callback stopped, SHOAL_OK if it did not */
     cJSON *json;             /* the parsed body of a 2xx answer */
+    /* A streamed answer: a 2xx body goes here as it arrives (nothing is
+     * held or parsed); false stops the transfer. NULL: whole answers. */
+    bool (*on_stream)(void *arg, const char *p, size_t n);
+    void *stream_arg;
+    CURL *curl;
 };
 
 /* ---- Commands: one row per command; `help` and the usage text are built
@@ -81,6 +88,9 @@ struct cli_command {
     /* Runs with the command's options (--json) applied and its positional
      * arguments in args[0..nargs). */
     int (*run)(struct cli *c, int nargs, char **args);
+    /* run gets every argument after the name and parses its options
+     * itself (commands with sampling flags). */
+    bool own_options;
 };
 
 static int cmd_status(struct cli *c, int nargs, char **args);
@@ -88,21 +98,22 @@ static int cmd_health(struct cli *c, int nargs, char **args);
 static int cmd_version(struct cli *c, int nargs, char **args);
 static int cmd_tool(struct cli *c, int nargs, char **args);
 static int cmd_help(struct cli *c, int nargs, char **args);
+static int cmd_chat(struct cli *c, int nargs, char **args);
 
 static const struct cli_command commands[] = {
     {"status", "[--json]", "show whether shoald is running, and where",
      "Ask shoald for its version, pid, uptime, the socket and TCP address it\n"
      "listens on, and the config file it loaded (GET /v1/version).\n"
      "With --json, print the daemon's answer as it came.\n",
-     0, NULL, cmd_status},
+     0, NULL, cmd_status, false},
     {"health", "[--json]", "check that shoald answers; prints \"ok\"",
      "Ask shoald whether it is healthy (GET /healthz). Prints \"ok\" and exits 0\n"
      "when it is. With --json, print the daemon's answer as it came.\n",
-     0, NULL, cmd_health},
+     0, NULL, cmd_health, false},
     {"version", "[--json]", "print the versions of shoal and of the running shoald",
      "Print this client's version, and the running daemon's when one is\n"
      "reachable. A daemon that is not running is not an error here.\n",
-     0, NULL, cmd_version},
+     0, NULL, cmd_version, false},
     {"model", "inspect FILE [--json] [--template] | synth --shape NAME --type TYPE -o FILE",
      "describe a GGUF model file, or write a synthetic one (no daemon needed)",
      "Read FILE and print its architecture, parameter count, size, tensor types,\n"
@@ -114,14 +125,14 @@ static const struct cli_command commands[] = {
      "smollm2-135m, qwen2.5-0.5b, llama3.2-1b, qwen3-0.6b) in TYPE (F32, F16, BF16,\n"
      "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K_M, Q4_K_M, Q5_K_M, Q6_K),\n"
      "mixing tensor types as llama-quantize does; [--seed S] [--layers N].\n",
-     0, cli_model_main, NULL},
+     0, cli_model_main, NULL, false},
     {"tokenize", "--model FILE [--special] [--no-add-special] [--json] [--decode] TEXT|-",
      "turn text into token ids, or ids into text (no daemon needed)",
      "Encode TEXT (or standard input with -) with FILE's tokenizer and print\n"
      "each token id with its piece. --special parses special-token text such as\n"
      "<|im_start|>; --no-add-special leaves out BOS/EOS. --decode reads token\n"
      "ids (space or comma separated) and prints the text. --json prints JSON.\n",
-     0, cli_tokenize_main, NULL},
+     0, cli_tokenize_main, NULL, false},
     {"template", "render (--model FILE | --template FILE.jinja) --messages FILE.json [...]",
      "render a chat template exactly as the model will see it (no daemon needed)",
      "Render the chat template of --model FILE (its tokenizer.chat_template, or\n"
@@ -139,7 +150,7 @@ static const struct cli_command commands[] = {
      "Any FILE may be - for standard input. Prints the prompt exactly, with no\n"
      "added newline; a template error prints \"shoal: template error at\n"
      "LINE:COL: MESSAGE\" and exits 1.\n",
-     0, cli_template_main, NULL},
+     0, cli_template_main, NULL, false},
     {"generate", "--model FILE (-p PROMPT | --chat MESSAGES.json) [-n N] [--temp T] [...]",
      "run a local model and stream its continuation (no daemon needed)",
      "Load FILE, feed the prompt (or the conversation in --chat, rendered with the\n"
@@ -149,13 +160,13 @@ static const struct cli_command commands[] = {
      "ends before S; -n N caps the tokens; --threads N, --ctx N, --kv-f32;\n"
      "--logprobs N prints each token's log-probability and N alternatives to stderr.\n"
      "See shoal generate --help.\n",
-     0, cli_generate_main, NULL},
+     0, cli_generate_main, NULL, false},
     {"logits", "--model FILE --tokens ID,ID,... [--top K] [--json]",
      "print the top-K next-token logits at every position (no daemon needed)",
      "Feed the token ids in one batch (no BOS added) and print, for every position,\n"
      "the K most likely next tokens and their logits (default 10). For comparing the\n"
      "engine with another implementation, and for debugging a model.\n",
-     0, cli_logits_main, NULL},
+     0, cli_logits_main, NULL, false},
     {"traces", "list|show|savings|export [OPTIONS]",
      "list runs, show one as a span tree, savings, export (no daemon needed)",
      "Read the trace store's SQLite file directly (read-only; shoald need not run,\n"
@@ -177,7 +188,7 @@ static const struct cli_command commands[] = {
      "or all (the default). Times print in local time, or UTC with --utc. --json\n"
      "prints the query's JSON on one line instead of text. Exit status: 0 ok,\n"
      "1 no database, no such run, or a failed export, 2 usage error.\n",
-     0, cli_traces_main, NULL},
+     0, cli_traces_main, NULL, false},
     {"tool", "list | call NAME [ARGS_JSON|-] | check FILE [--json]",
      "list the daemon's tools, call one, or check a tool file",
      "list     the tools shoald offers (GET /v1/tools): name and description\n"
@@ -187,10 +198,27 @@ static const struct cli_command commands[] = {
      "check    load FILE as shoald would (sandboxed, under the default limits) and\n"
      "         report every problem as file:line: message; needs no daemon\n"
      "--json prints the daemon's answer as it came.\n",
-     3, NULL, cmd_tool},
+     3, NULL, cmd_tool, false},
+    {"chat", "MODEL [PROMPT|-] [--system TEXT] [-n N] [--temp T] [--seed S] [...]",
+     "ask a model served by shoald and stream its answer",
+     "Send PROMPT (or standard input with - or no PROMPT) as the user message to\n"
+     "MODEL, a name under models: in shoald's configuration, local or remote\n"
+     "(POST /v1/chat/completions), and stream the answer to stdout. At the end,\n"
+     "stderr gets the tokens (prompt, reused from the cache, generated), the time\n"
+     "to the first token and in all, the finish reason and the run id for\n"
+     "shoal traces show.\n"
+     "  --system TEXT    a system message first\n"
+     "  -n, --max-tokens N   cap the answer (default: the model's own limit)\n"
+     "  --temp T         temperature (0 is greedy); --top-p P; --seed S\n"
+     "  --stop S         end before S (repeatable, up to 16)\n"
+     "  --no-stream      wait for the whole answer\n"
+     "  --json           print the daemon's chat.completion JSON (implies\n"
+     "                   --no-stream)\n"
+     "Without --timeout the request may take up to 10 minutes.\n",
+     2, NULL, cmd_chat, true},
     {"help", "[COMMAND]", "show help for shoal or for one command",
      "Without COMMAND, show the overall help; with it, that command's usage.\n", 1,
-     NULL, cmd_help},
+     NULL, cmd_help, false},
 };
 
 static const char usage_head[] = "usage: shoal [OPTIONS] COMMAND [ARGS]\n";
@@ -458,6 +486,12 @@ static const char *cli_where(const struct cli *c)
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     struct cli_response *r = ud;
+    if (r->on_stream) {
+        long status = 0;
+        curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status <= 299)
+            return r->on_stream(r->stream_arg, p, size * n) ? size * n : 0;
+    }
     enum shoal_err err = shoal_buf_append(&r->body, p, size * n);
     if (err) {
         r->body_err = err;
@@ -472,6 +506,9 @@ static void response_init(struct cli_response *r)
     shoal_buf_init(&r->body, CLI_MAX_RESPONSE);
     r->body_err = SHOAL_OK;
     r->json = NULL;
+    r->on_stream = NULL;
+    r->stream_arg = NULL;
+    r->curl = NULL;
 }
 
 static void response_fini(struct cli_response *r)
@@ -651,6 +688,7 @@ static int cli_request(struct cli *c, const char *method, const char *path, cons
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CLI_MAX_RESPONSE);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    r->curl = h;
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -670,6 +708,8 @@ static int cli_request(struct cli *c, const char *method, const char *path, cons
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
     if (r->status < 200 || r->status > 299)
         return http_error(c, r, e);
+    if (r->on_stream)
+        return CLI_EXIT_OK; /* the stream's reader judges what it got */
 
     struct shoal_diag d;
     shoal_diag_clear(&d);
@@ -1050,6 +1090,277 @@ static int unknown_command(const char *name)
     return usage_error(NULL, "unknown command '%s'", name);
 }
 
+/* ---- shoal chat ---- */
+
+#define CHAT_MAX_STOPS    16
+#define CHAT_TIMEOUT_MS   600000u /* a generation may take minutes */
+#define CHAT_MAX_PROMPT   (8u << 20)
+
+struct chat_opts {
+    const char *model, *prompt, *system;
+    const char *stops[CHAT_MAX_STOPS];
+    size_t n_stops;
+    const char *max_tokens, *temp, *top_p, *seed; /* as given, checked as numbers */
+    bool stream;
+};
+
+struct chat_stream {
+    struct remote_stream *s;
+    uint64_t start_ms, first_ms;
+    bool printed; /* text reached stdout */
+};
+
+static bool chat_on_text(void *arg, const char *text, size_t n)
+{
+    struct chat_stream *cs = arg;
+    if (!cs->first_ms)
+        cs->first_ms = shoal_now_ms();
+    cs->printed = n > 0 || cs->printed;
+    fwrite(text, 1, n, stdout);
+    fflush(stdout);
+    return true;
+}
+
+static bool chat_on_data(void *arg, const char *p, size_t n)
+{
+    struct chat_stream *cs = arg;
+    return remote_stream_feed(cs->s, p, n);
+}
+
+/* A number option, added to the request as a JSON number. */
+static bool chat_number(cJSON *req, const char *key, const char *text, double min, double max,
+                        bool integer)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (!*text || *end || errno || v < min || v > max || (integer && v != (double)(int64_t)v))
+        return false;
+    return cJSON_AddNumberToObject(req, key, v) != NULL;
+}
+
+static int chat_parse(int argc, char **argv, struct chat_opts *o, bool *json)
+{
+    const struct cli_command *cmd = command_find("chat");
+    bool opts = true;
+    int npos = 0;
+    o->stream = true;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = NULL;
+        if (opts && !strcmp(a, "--")) {
+            opts = false;
+            continue;
+        }
+        if (opts && a[0] == '-' && a[1]) {
+            if (!strcmp(a, "--json")) {
+                *json = true;
+                continue;
+            }
+            if (!strcmp(a, "--no-stream")) {
+                o->stream = false;
+                continue;
+            }
+            if (!strcmp(a, "--system"))
+                slot = &o->system;
+            else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens"))
+                slot = &o->max_tokens;
+            else if (!strcmp(a, "--temp"))
+                slot = &o->temp;
+            else if (!strcmp(a, "--top-p"))
+                slot = &o->top_p;
+            else if (!strcmp(a, "--seed"))
+                slot = &o->seed;
+            else if (!strcmp(a, "--stop")) {
+                if (o->n_stops == CHAT_MAX_STOPS)
+                    return usage_error(cmd, "at most %d --stop strings", CHAT_MAX_STOPS);
+                slot = &o->stops[o->n_stops++];
+            } else if (strcmp(a, "-") != 0) {
+                return usage_error(cmd, "unknown option '%s'", a);
+            }
+            if (slot) {
+                if (i + 1 >= argc)
+                    return usage_error(cmd, "%s needs a value", a);
+                *slot = argv[++i];
+                continue;
+            }
+        }
+        if (npos == 2)
+            return usage_error(cmd, "unexpected argument '%s'", a);
+        if (npos++ == 0)
+            o->model = a;
+        else
+            o->prompt = a;
+    }
+    if (!o->model)
+        return usage_error(cmd, "which model? (a name under models: in shoald's config)");
+    return CLI_EXIT_OK;
+}
+
+/* The request body for o, with the prompt read from stdin when asked. */
+static int chat_request(const struct chat_opts *o, bool stream, struct shoal_buf *body)
+{
+    const struct cli_command *cmd = command_find("chat");
+    struct shoal_buf in;
+    shoal_buf_init(&in, CHAT_MAX_PROMPT);
+    const char *prompt = o->prompt;
+    if (!prompt || !strcmp(prompt, "-")) {
+        char tmp[65536];
+        size_t n;
+        while ((n = fread(tmp, 1, sizeof(tmp), stdin)) > 0)
+            if (shoal_buf_append(&in, tmp, n) != SHOAL_OK) {
+                shoal_buf_fini(&in);
+                return usage_error(cmd, "the prompt is over %u bytes", CHAT_MAX_PROMPT);
+            }
+        prompt = shoal_buf_cstr(&in);
+    }
+    int rc = CLI_EXIT_USAGE;
+    cJSON *req = cJSON_CreateObject(), *msgs = NULL, *m = NULL;
+    if (!req || !cJSON_AddStringToObject(req, "model", o->model) ||
+        !(msgs = cJSON_AddArrayToObject(req, "messages")))
+        goto oom;
+    if (o->system) {
+        if (!(m = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, m) ||
+            !cJSON_AddStringToObject(m, "role", "system") ||
+            !cJSON_AddStringToObject(m, "content", o->system))
+            goto oom;
+    }
+    if (!(m = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, m) ||
+        !cJSON_AddStringToObject(m, "role", "user") ||
+        !cJSON_AddStringToObject(m, "content", prompt))
+        goto oom;
+    if (o->max_tokens && !chat_number(req, "max_tokens", o->max_tokens, 1, 1 << 24, true)) {
+        usage_error(cmd, "-n: expected a count of tokens, got '%s'", o->max_tokens);
+        goto out;
+    }
+    if (o->temp && !chat_number(req, "temperature", o->temp, 0, 2, false)) {
+        usage_error(cmd, "--temp: expected 0..2, got '%s'", o->temp);
+        goto out;
+    }
+    if (o->top_p && !chat_number(req, "top_p", o->top_p, 0, 1, false)) {
+        usage_error(cmd, "--top-p: expected 0..1, got '%s'", o->top_p);
+        goto out;
+    }
+    if (o->seed && !chat_number(req, "seed", o->seed, 0, 9007199254740991.0, true)) {
+        usage_error(cmd, "--seed: expected a non-negative integer, got '%s'", o->seed);
+        goto out;
+    }
+    if (o->n_stops) {
+        cJSON *st = cJSON_AddArrayToObject(req, "stop");
+        for (size_t i = 0; st && i < o->n_stops; i++)
+            if (!cJSON_AddItemToArray(st, cJSON_CreateString(o->stops[i])))
+                st = NULL;
+        if (!st)
+            goto oom;
+    }
+    if (stream) {
+        cJSON *so = cJSON_AddObjectToObject(req, "stream_options");
+        if (!cJSON_AddTrueToObject(req, "stream") || !so ||
+            !cJSON_AddTrueToObject(so, "include_usage"))
+            goto oom;
+    }
+    rc = shoal_json_render(req, body) == SHOAL_OK ? CLI_EXIT_OK : CLI_EXIT_ANSWER;
+    if (rc)
+        fputs("shoal: chat: the request is too large\n", stderr);
+    goto out;
+oom:
+    fputs("shoal: out of memory\n", stderr);
+    rc = CLI_EXIT_ANSWER;
+out:
+    cJSON_Delete(req);
+    shoal_buf_fini(&in);
+    return rc;
+}
+
+/* The last line on stderr: what the answer cost in tokens and time. */
+static void chat_summary(const struct remote_result *res, uint64_t first_ms, uint64_t total_ms)
+{
+    char id[160];
+    clean(res->id, id, sizeof(id));
+    const char *run = !strncmp(id, "chatcmpl-", 9) ? id + 9 : id;
+    fprintf(stderr, "%s: %lld prompt tokens (%lld reused), %lld generated; ",
+            res->model[0] ? res->model : "?", (long long)res->usage.input_tokens,
+            (long long)res->usage.cached_input_tokens, (long long)res->usage.output_tokens);
+    if (first_ms)
+        fprintf(stderr, "first token %llu ms, ", (unsigned long long)first_ms);
+    fprintf(stderr, "%llu ms in all; finish: %s; run %s\n", (unsigned long long)total_ms,
+            remote_finish_name(res->finish), run[0] ? run : "?");
+}
+
+static int cmd_chat(struct cli *c, int argc, char **argv)
+{
+    struct chat_opts o = {0};
+    bool json = c->json;
+    int rc = chat_parse(argc, argv, &o, &json);
+    if (rc)
+        return rc;
+    bool stream = o.stream && !json;
+    struct shoal_buf body;
+    shoal_buf_init(&body, CHAT_MAX_PROMPT * 2 + 65536);
+    if ((rc = chat_request(&o, stream, &body))) {
+        shoal_buf_fini(&body);
+        return rc;
+    }
+    if (!c->timeout_given)
+        c->timeout_ms = CHAT_TIMEOUT_MS;
+    struct chat_stream cs = {.start_ms = shoal_now_ms()};
+    struct remote_stream_cb scb = {.on_text = chat_on_text, .arg = &cs};
+    struct cli_response r;
+    struct cli_error e;
+    response_init(&r);
+    if (stream) {
+        if (remote_stream_new(REMOTE_PROVIDER_OPENAI, NULL, &scb, &cs.s) != SHOAL_OK) {
+            fputs("shoal: out of memory\n", stderr);
+            rc = CLI_EXIT_ANSWER;
+            goto out;
+        }
+        r.on_stream = chat_on_data;
+        r.stream_arg = &cs;
+    }
+    rc = cli_request(c, "POST", "/v1/chat/completions", body.data, body.len, &r, &e);
+    if (rc) {
+        if (cs.printed)
+            fputc('\n', stdout);
+        if (e.msg[0])
+            error_print(&e);
+        goto out;
+    }
+    if (json) {
+        print_verbatim(&r);
+        goto out;
+    }
+    struct remote_result res;
+    struct remote_error err;
+    remote_result_init(&res);
+    remote_error_clear(&err);
+    struct remote_reply rep = {.transport = REMOTE_TRANSPORT_OK, .status = r.status};
+    if (stream)
+        remote_stream_finish(cs.s, &rep, &res, &err);
+    else
+        remote_response_parse(REMOTE_PROVIDER_OPENAI, NULL, &rep, shoal_buf_cstr(&r.body),
+                              r.body.len, &res, &err);
+    if (!stream && res.text)
+        fputs(res.text, stdout);
+    if (cs.printed || (!stream && res.text && res.text[0]))
+        fputc('\n', stdout);
+    fflush(stdout);
+    uint64_t total = shoal_now_ms() - cs.start_ms;
+    if (err.kind != REMOTE_ERR_NONE) {
+        char msg[600];
+        fprintf(stderr, "shoal: chat: %s: %s\n", remote_error_kind_name(err.kind),
+                clean(err.message, msg, sizeof(msg)));
+        rc = CLI_EXIT_ANSWER;
+    } else {
+        chat_summary(&res, cs.first_ms ? cs.first_ms - cs.start_ms : 0, total);
+    }
+    remote_result_fini(&res);
+out:
+    remote_stream_free(cs.s);
+    response_fini(&r);
+    shoal_buf_fini(&body);
+    return rc;
+}
+
 static int cmd_help(struct cli *c, int nargs, char **args)
 {
     (void)c;
@@ -1123,6 +1434,7 @@ static int run(struct cli *c, int argc, char **argv)
     if (timeout && shoal_parse_seconds_ms(timeout, 1, CLI_MAX_TIMEOUT, &c->timeout_ms) != SHOAL_OK)
         return usage_error(NULL, "--timeout: expected seconds such as 10 or 0.5, got '%s'",
                            timeout);
+    c->timeout_given = timeout != NULL;
     if (c->opt_config && c->opt_config[0] == '\0')
         return usage_error(NULL, "--config needs a file name");
     if (i >= argc)
@@ -1161,6 +1473,8 @@ static int run(struct cli *c, int argc, char **argv)
         free(with_json);
         return rc;
     }
+    if (cmd->own_options)
+        return cmd->run(c, cargc, cargv);
     char *args[8];
     int nargs, max = cmd->max_args < (int)SHOAL_ARRAY_LEN(args) ? cmd->max_args
                                                                  : (int)SHOAL_ARRAY_LEN(args);

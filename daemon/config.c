@@ -2107,11 +2107,12 @@ static enum shoal_err xdg_path(const char *var, const char *fallback, const char
 static void check_root(struct ctx *c, const struct node *root, struct config *cfg)
 {
     static const char *const top[] = {"listen", "auth", "limits", "log",
-                                      "traces", "models", "tools"};
+                                      "traces", "models", "tools", "engine"};
+    static const char *const enginek[] = {"threads", "queue"};
     static const char *const listen[] = {"socket", "tcp"};
     static const char *const auth[] = {"token"};
     static const char *const logk[] = {"level"};
-    const struct node *tk[7], *tv[7], *k[2], *v[2];
+    const struct node *tk[8], *tv[8], *k[2], *v[2];
     const struct node *tcp_at = NULL;
     bool tcp_ok = false, token_given = false, socket_given = false, traces_path_given = false;
 
@@ -2119,7 +2120,7 @@ static void check_root(struct ctx *c, const struct node *root, struct config *cf
         char got[96];
         problem(c, SHOAL_ERR_INVALID, root,
                 "the top level must be a mapping (listen:, auth:, limits:, log:, traces:, "
-                "models:, tools:), got %s",
+                "models:, tools:, engine:), got %s",
                 describe(root, got, sizeof(got)));
         return;
     }
@@ -2173,6 +2174,20 @@ static void check_root(struct ctx *c, const struct node *root, struct config *cf
 
     mark = path_push(c, "tools", 5);
     check_tools(c, tv[6], &cfg->tools);
+    path_pop(c, mark);
+
+    mark = path_push(c, "engine", 6);
+    if (walk_map(c, tv[7], enginek, 2, k, v)) {
+        uint64_t n;
+        size_t m2 = path_push(c, "threads", 7);
+        if (v[0] && parse_number(c, v[0], UNIT_COUNT, 0, CONFIG_ENGINE_THREADS_MAX, &n))
+            cfg->engine.threads = (uint32_t)n;
+        path_pop(c, m2);
+        m2 = path_push(c, "queue", 5);
+        if (v[1] && parse_number(c, v[1], UNIT_COUNT, 1, CONFIG_ENGINE_QUEUE_MAX, &n))
+            cfg->engine.queue = (uint32_t)n;
+        path_pop(c, m2);
+    }
     path_pop(c, mark);
 
     if (tcp_ok && !token_given) {
@@ -2290,6 +2305,7 @@ static struct config *config_new(const char *source)
     cfg->tools.timeout_ms = 5000;
     cfg->tools.result_bytes = 1u << 20;
     cfg->log_level = SHOAL_LOG_INFO;
+    cfg->engine.queue = 64;
     return cfg;
 }
 
@@ -2738,6 +2754,8 @@ enum shoal_err config_print(const struct config *c, struct shoal_buf *b)
             b, "  %s: %s\n", limit_keys[i].name,
             fmt_value(limit_keys[i].unit, limit_get(&c->limits, i), v, sizeof(v))));
     TRY(shoal_buf_printf(b, "log:\n  level: %s\n", shoal_log_level_name(c->log_level)));
+    TRY(shoal_buf_printf(b, "engine:\n  threads: %u   # 0: the physical cores\n  queue: %u\n",
+                         (unsigned)c->engine.threads, (unsigned)c->engine.queue));
     const struct config_traces *t = &c->traces;
     TRY(shoal_buf_printf(b, "traces:\n  enabled: %s\n  path: ", t->enabled ? "true" : "false"));
     TRY(put_quoted(b, t->path ? t->path : "", true));

@@ -113,6 +113,14 @@ struct config_tools {
     size_t n_grants;
 };
 
+/* engine: the local inference engine (read at start). */
+#define CONFIG_ENGINE_THREADS_MAX 256
+#define CONFIG_ENGINE_QUEUE_MAX   4096
+struct config_engine {
+    uint32_t threads; /* compute threads per generation; 0: the physical cores */
+    uint32_t queue;   /* local calls waiting for the engine before 503; default 64 */
+};
+
 struct config {
     char *source; /* path the snapshot came from, or "(built-in defaults)" */
     struct {
@@ -125,6 +133,7 @@ struct config {
     struct config_limits limits;
     struct config_traces traces;
     struct config_tools tools;
+    struct config_engine engine;
     struct config_model *models; /* in file order */
     size_t n_models;
     enum shoal_log_level log_level;

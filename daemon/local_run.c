@@ -46,7 +46,7 @@ struct resident {
 
 struct local_engine {
     struct workq *q;
-    unsigned threads;
+    unsigned threads, queue;
     pthread_mutex_t mu;
     struct local_run *ready; /* runs with fresh text (mu) */
     int efd;
@@ -549,16 +549,17 @@ static void job_done(struct workq_job *job, bool cancelled)
 
 /* ---- Public ---- */
 
-enum shoal_err local_engine_new(struct event_base *base, unsigned threads,
+enum shoal_err local_engine_new(struct event_base *base, unsigned threads, unsigned queue,
                                 struct local_engine **out, struct shoal_diag *d)
 {
     struct local_engine *le = calloc(1, sizeof(*le));
     if (!le)
         return shoal_diag_set(d, SHOAL_ERR_NOMEM, "local engine: out of memory");
     le->threads = threads;
+    le->queue = queue ? queue : 1;
     le->efd = -1;
     pthread_mutex_init(&le->mu, NULL);
-    enum shoal_err e = workq_new(base, 1, LOCAL_QUEUE_MAX, &le->q, d);
+    enum shoal_err e = workq_new(base, 1, le->queue, &le->q, d);
     if (e)
         goto fail;
     le->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -618,7 +619,7 @@ enum shoal_err local_run_start(struct local_engine *le, const struct config_mode
 {
     if (m->provider != CONFIG_PROVIDER_LOCAL || !m->path)
         return shoal_diag_set(d, SHOAL_ERR_INVALID, "model %s is not a local model", m->name);
-    if (le->queued >= LOCAL_QUEUE_MAX)
+    if (le->queued >= le->queue)
         return shoal_diag_set(d, SHOAL_ERR_BUSY, "the engine has %u calls waiting; retry later",
                               le->queued);
     const cJSON *kw = cJSON_GetObjectItemCaseSensitive(chat_request, "chat_template_kwargs");

@@ -19,14 +19,14 @@ struct event_base;
 struct local_engine;
 struct local_run;
 
-/* Runs waiting for the engine before local_run_start answers BUSY. */
-#define LOCAL_QUEUE_MAX 64
 /* Context of a model whose configuration gives none: the model's trained
  * length, at most this. */
 #define LOCAL_DEFAULT_CONTEXT 4096u
 
-/* threads: compute threads per sequence (0: the physical cores). NOMEM, IO. */
-enum shoal_err local_engine_new(struct event_base *base, unsigned threads,
+/* threads: compute threads per sequence (0: the physical cores); queue:
+ * runs that may wait for the engine before local_run_start answers BUSY.
+ * NOMEM, IO. */
+enum shoal_err local_engine_new(struct event_base *base, unsigned threads, unsigned queue,
                                 struct local_engine **out, struct shoal_diag *d) SHOAL_NODISCARD;
 /* Stop the running generation at its next token, drop the queued runs,
  * join the thread, unload the models. Runs not cancelled before are freed
@@ -37,7 +37,7 @@ void local_engine_free(struct local_engine *le);
  * request is checked here (INVALID with the member's path); sampling reads
  * temperature, top_p, seed, presence/frequency_penalty, max_tokens, stop,
  * logprobs/top_logprobs; tools and chat_template_kwargs reach the model's
- * chat template. BUSY past LOCAL_QUEUE_MAX waiting runs; NOMEM. */
+ * chat template. BUSY past the engine's queue of waiting runs; NOMEM. */
 enum shoal_err local_run_start(struct local_engine *le, const struct config_model *m,
                                const struct cJSON *chat_request, bool stream,
                                const struct provider_cb *cb, struct local_run **out,

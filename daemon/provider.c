@@ -52,15 +52,16 @@ static void call_on_done(void *arg, const struct remote_result *res, const struc
     cb.on_done(cb.arg, res, err, st);
 }
 
-enum shoal_err providers_new(struct event_base *base, struct fetch *f, unsigned engine_threads,
-                             struct providers **out, struct shoal_diag *d)
+enum shoal_err providers_new(struct event_base *base, struct fetch *f,
+                             const struct config_engine *eng, struct providers **out,
+                             struct shoal_diag *d)
 {
     struct providers *p = calloc(1, sizeof(*p));
     if (!p)
         return shoal_diag_set(d, SHOAL_ERR_NOMEM, "providers: out of memory");
     p->base = base;
     p->f = f;
-    enum shoal_err e = local_engine_new(base, engine_threads, &p->le, d);
+    enum shoal_err e = local_engine_new(base, eng->threads, eng->queue, &p->le, d);
     if (e) {
         free(p);
         return e;

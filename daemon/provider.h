@@ -47,11 +47,11 @@ struct providers;
 struct provider_call;
 
 /* The service behind every call: remote calls go through f on base, local
- * ones to an engine thread that keeps the models it has loaded resident.
- * engine_threads: compute threads per sequence (0: the physical cores).
- * NOMEM, IO (a thread or an eventfd). */
-enum shoal_err providers_new(struct event_base *base, struct fetch *f, unsigned engine_threads,
-                             struct providers **out, struct shoal_diag *d) SHOAL_NODISCARD;
+ * ones to an engine thread (threads and queue from eng, copied) that keeps
+ * the models it has loaded resident. NOMEM, IO (a thread or an eventfd). */
+enum shoal_err providers_new(struct event_base *base, struct fetch *f,
+                             const struct config_engine *eng, struct providers **out,
+                             struct shoal_diag *d) SHOAL_NODISCARD;
 /* End every call still running (on_done with CANCELLED), stop the engine
  * thread and unload the models. NULL: no-op. Before fetch_free. */
 void providers_free(struct providers *p);

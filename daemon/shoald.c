@@ -170,6 +170,9 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     if (!traces_service_same(st->info.traces, &next->traces))
         shoal_log(SHOAL_LOG_WARN, "config_traces_unchanged",
                   "traces.enabled or traces.path changed; restart shoald to apply them");
+    if (next->engine.threads != cur->engine.threads || next->engine.queue != cur->engine.queue)
+        shoal_log(SHOAL_LOG_WARN, "config_engine_unchanged",
+                  "engine.threads or engine.queue changed; restart shoald to apply them");
     st->info.cfg = next;
     config_free(cur);
     server_config_changed(st->srv);
@@ -291,7 +294,7 @@ int main(int argc, char **argv)
     }
     if (fetch_new(st.base, &st.fetch, &d) != SHOAL_OK ||
         tools_service_open(&st.info, st.fetch, &st.info.tools, &d) != SHOAL_OK ||
-        providers_new(st.base, st.fetch, 0, &st.info.providers, &d) != SHOAL_OK) {
+        providers_new(st.base, st.fetch, &cfg->engine, &st.info.providers, &d) != SHOAL_OK) {
         char line[1024];
         shoal_diag_format(&d, line, sizeof(line));
         fprintf(stderr, "shoald: %s\n", line);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The README's first command: install dependencies, build, start shoald on a
-# private socket, talk to it with the CLI and with curl, call a tool, run a
-# synthetic model in-process, then stop the daemon.
+# private socket with a synthetic model configured, talk to it with the CLI
+# and with curl, call a tool, ask the model through the daemon, then stop it.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -12,7 +12,12 @@ echo "quickstart: built build/daemon/shoald and build/daemon/shoal"
 
 dir=$(mktemp -d /tmp/shoal-quickstart.XXXXXX)
 sock="$dir/shoal.sock"
-XDG_STATE_HOME="$dir" XDG_DATA_HOME="$dir" build/daemon/shoald --socket "$sock" \
+trap 'rm -rf "$dir"' EXIT INT TERM
+echo "\$ shoal model synth --shape tiny --type q4_k_m -o $dir/tiny.gguf"
+build/daemon/shoal model synth --shape tiny --type q4_k_m -o "$dir/tiny.gguf"
+printf 'listen:\n  socket: %s\nmodels:\n  tiny:\n    provider: local\n    path: %s\n' \
+    "$sock" "$dir/tiny.gguf" >"$dir/shoal.yaml"
+XDG_STATE_HOME="$dir" XDG_DATA_HOME="$dir" build/daemon/shoald --config "$dir/shoal.yaml" \
     2>"$dir/shoald.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
@@ -38,10 +43,13 @@ echo
 echo "\$ shoal --socket $sock tool call calculator '{\"expression\": \"6 * 7\"}'"
 build/daemon/shoal --socket "$sock" tool call calculator '{"expression": "6 * 7"}'
 echo
-echo "\$ shoal model synth --shape tiny --type q4_k_m -o $dir/tiny.gguf"
-build/daemon/shoal model synth --shape tiny --type q4_k_m -o "$dir/tiny.gguf"
-echo "\$ shoal generate --model $dir/tiny.gguf -p \"hello\" -n 16 --temp 0   (random weights: noise)"
-build/daemon/shoal generate --model "$dir/tiny.gguf" -p "hello" -n 16 --temp 0
+echo "\$ shoal --socket $sock chat tiny \"hello\" -n 16 --temp 0   (random weights: noise)"
+build/daemon/shoal --socket "$sock" chat tiny "hello" -n 16 --temp 0
+echo
+echo "\$ curl --unix-socket $sock http://localhost/v1/chat/completions -d '{\"model\":\"tiny\",...}'"
+curl -sS --unix-socket "$sock" http://localhost/v1/chat/completions \
+    -d '{"model":"tiny","messages":[{"role":"user","content":"hello"}],"max_tokens":8,"temperature":0}'
+echo
 kill -TERM $pid
 wait $pid
 trap - EXIT INT TERM

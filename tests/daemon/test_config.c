@@ -89,6 +89,8 @@ static void check_same(const struct config *a, const struct config *b)
         CHECK_EQ_INT(a->listen.tcp_port, b->listen.tcp_port);
     }
     CHECK(memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0);
+    CHECK_EQ_INT(a->engine.threads, b->engine.threads);
+    CHECK_EQ_INT(a->engine.queue, b->engine.queue);
     CHECK_EQ_INT(a->traces.enabled, b->traces.enabled);
     CHECK_STR(a->traces.path, b->traces.path);
     CHECK_EQ_INT(a->traces.retention_ms, b->traces.retention_ms);
@@ -553,6 +555,13 @@ struct inline_case {
 };
 
 static const struct inline_case inline_cases[] = {
+    {"engine: {threads: 4, queue: 8}", 0, 0, NULL, NULL},
+    {"engine: {threads: 0}", 0, 0, NULL, NULL},
+    {"engine: {threads: 257}", 1, 19, "engine.threads", "must be between"},
+    {"engine: {threads: -1}", 1, 19, "engine.threads", "must be between"},
+    {"engine: {queue: 0}", 1, 17, "engine.queue", "must be between"},
+    {"engine: {thread: 2}", 1, 10, "engine.thread", "did you mean"},
+    {"engine: 3", 1, 9, "engine", "mapping"},
     {"limits: {body_bytes: -1}", 1, 22, "limits.body_bytes", "must be between 0B and 1GiB"},
     {"limits: {body_bytes: -0}", 0, 0, NULL, NULL},
     {"limits: {body_bytes: 99999999999999999999999}", 1, 22, "limits.body_bytes",

@@ -464,6 +464,35 @@ traces:
             self.assertGreaterEqual(r.status, 400, r)
             self.assertIn("code", r.json()["error"], r)
 
+    def test_cli_chat(self):
+        """`shoal chat` streams the same greedy text the API answers, and ends
+        with a summary naming the run; mistakes get the documented codes."""
+        want = content(self.greedy(MSG_A, 30))
+        prompt = MSG_A[-1]["content"]
+        system = [m["content"] for m in MSG_A if m["role"] == "system"]
+        base = ["--socket", self.d.sock, "chat", "st"]
+        extra = ["--system", system[0]] if system else []
+        if len(MSG_A) != 1 + len(system):
+            self.skipTest("MSG_A is not one system and one user message")
+        for mode in ([], ["--no-stream"]):
+            p = run_cli(base + [prompt, "-n", "30", "--temp", "0"] + extra + mode, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, want + "\n", mode)
+            m = re.search(r"(\d+) prompt tokens \((\d+) reused\), (\d+) generated;.*"
+                          r"finish: (\w+); run (\d+)", p.stderr)
+            self.assertIsNotNone(m, p.stderr)
+            self.assertEqual(int(m.group(3)), 30)
+            self.assertEqual(m.group(4), "length")
+            r = get(self.d.sock, "/v1/runs/%s" % m.group(5))
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["run"]["agent"], "chat")
+        p = run_cli(["--socket", self.d.sock, "chat", "nope", "hi"], timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("model_not_found", p.stderr)
+        p = run_cli(base + ["hi", "--temp", "5"], timeout=60)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--temp", p.stderr)
+
     def test_client_disconnect_mid_stream(self):
         s = self.d.sock
         before = run_ids(s)
