@@ -14,6 +14,7 @@
 #include "local_run.h"
 
 #include "engine.h"
+#include "toolcall.h"
 #include "workq.h"
 
 #include <cjson/cJSON.h>
@@ -65,6 +66,8 @@ struct local_run {
     cJSON *messages, *tools, *kwargs;
     struct remote_request *req;
     bool stream;
+    bool hold_text; /* stream, but tools were offered: text waits for the end
+                       so tool-call markup never reaches the client */
     struct provider_cb cb;
     uint64_t start_ms;
     _Atomic bool cancel;
@@ -223,7 +226,7 @@ static bool gen_on_text(void *arg, const char *text, size_t n)
         g->oom = true;
         return false;
     }
-    if (!r->stream)
+    if (!r->stream || r->hold_text)
         return true;
     struct local_engine *le = r->le;
     pthread_mutex_lock(&le->mu);
@@ -349,6 +352,37 @@ static void remember(struct resident *m, const struct engine_tokens *t, const st
     m->n_cached = pos;
 }
 
+/* Tool calls the model wrote become the result's; the text keeps the rest.
+ * A held stream gets that text now, in one piece. */
+static void take_tool_calls(struct local_run *r)
+{
+    char *rest = NULL;
+    int k = toolcall_parse(r->req, shoal_buf_cstr(&r->text), r->text.len, &r->res, &rest);
+    if (k < 0) {
+        fail(r, REMOTE_ERR_INTERNAL, "model %s: out of memory reading tool calls", r->name);
+        return;
+    }
+    if (k > 0) {
+        r->res.finish = REMOTE_FINISH_TOOL_CALLS;
+        /* rest is a part of text: it fits where text was. */
+        shoal_buf_reset(&r->text);
+        enum shoal_err e = shoal_buf_puts(&r->text, rest);
+        free(rest);
+        if (e) {
+            fail(r, REMOTE_ERR_INTERNAL, "model %s: out of memory", r->name);
+            return;
+        }
+    }
+    if (r->hold_text) {
+        pthread_mutex_lock(&r->le->mu);
+        if (shoal_buf_append(&r->fresh, r->text.data, r->text.len) != SHOAL_OK)
+            r->err.kind = REMOTE_ERR_INTERNAL;
+        pthread_mutex_unlock(&r->le->mu);
+        if (r->err.kind)
+            shoal_strlcpy(r->err.message, "out of memory", sizeof(r->err.message));
+    }
+}
+
 static void run_generate(struct local_run *r)
 {
     struct local_engine *le = r->le;
@@ -425,6 +459,7 @@ static void run_generate(struct local_run *r)
         r->res.finish = end ? REMOTE_FINISH_STOP : REMOTE_FINISH_LENGTH;
         shoal_strlcpy(r->res.finish_raw, engine_finish_name(st.finish),
                       sizeof(r->res.finish_raw));
+        take_tool_calls(r);
     }
 out:
     free(g.ids);
@@ -646,6 +681,7 @@ enum shoal_err local_run_start(struct local_engine *le, const struct config_mode
     r->text.data[0] = '\0';
     if ((e = remote_request_from_chat(chat_request, &r->req, d)))
         goto fail;
+    r->hold_text = stream && r->req->n_tools && r->req->tool_choice != REMOTE_TOOL_CHOICE_NONE;
     bool oom = false;
     r->messages = dup_member(chat_request, "messages", &oom);
     r->tools = dup_member(chat_request, "tools", &oom);

@@ -358,6 +358,27 @@ traces:
         text, fin, usage, err = check_stream(self, head, events, "st", False)
         self.assertEqual(text, cli_generate(MSG_B, 25)[0])
 
+    def test_tools_hold_the_stream(self):
+        """With tools offered, a local model's text may hold tool-call markup,
+        so a stream sends it only once the answer is read: one content delta,
+        the same text as the whole answer (stories260K writes no calls)."""
+        tools = [{"type": "function", "function": {
+            "name": "get_weather", "parameters": {"type": "object"}}}]
+        whole = self.greedy(MSG_A, 30, tools=tools)
+        self.assertNotIn("tool_calls", whole["choices"][0]["message"])
+        self.assertEqual(finish(whole), "length")
+        head, events = read_stream(self.d.sock, {
+            "model": "st", "messages": MSG_A, "temperature": 0, "max_tokens": 30,
+            "stream": True, "tools": tools})
+        text, fin, usage, err = check_stream(self, head, events, "st", False)
+        self.assertIsNone(err)
+        self.assertEqual(text, content(whole))
+        self.assertEqual(fin, "length")
+        chunks = [json.loads(e) for e in events if e != "[DONE]"]
+        deltas = [c for c in chunks if any(
+            ch.get("delta", {}).get("content") for ch in c.get("choices", []))]
+        self.assertEqual(len(deltas), 1, events)
+
     def test_logprobs(self):
         k, n = 5, 20
         doc = self.greedy(MSG_A, n, logprobs=True, top_logprobs=k)
