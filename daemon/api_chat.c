@@ -416,6 +416,12 @@ void api_models(const struct api_info *info, const struct api_request *req, stru
              cJSON_AddStringToObject(o, "provider", provider_name(m->provider));
         if (ok && m->provider != CONFIG_PROVIDER_LOCAL)
             ok = cJSON_AddStringToObject(o, "upstream_model", m->model ? m->model : "") != NULL;
+        uint64_t bytes = 0;
+        bool loaded = ok && m->provider == CONFIG_PROVIDER_LOCAL && info->providers &&
+                      provider_model_loaded(info->providers, m, &bytes);
+        if (ok && m->provider == CONFIG_PROVIDER_LOCAL)
+            ok = cJSON_AddBoolToObject(o, "loaded", loaded) &&
+                 (!loaded || cJSON_AddNumberToObject(o, "memory_bytes", (double)bytes));
         if (!o)
             ok = false;
     }

@@ -1654,6 +1654,7 @@ enum {
     MK_PROVIDER,
     MK_PATH,
     MK_CONTEXT,
+    MK_KEEP_ALIVE,
     MK_BASE_URL,
     MK_MODEL,
     MK_API_KEY,
@@ -1664,7 +1665,7 @@ enum {
     MK_COUNT
 };
 static const char *const model_keys[MK_COUNT] = {
-    "provider", "path", "context", "base_url", "model", "api_key", "headers", "timeouts",
+    "provider", "path", "context", "keep_alive", "base_url", "model", "api_key", "headers", "timeouts",
     "retry",    "price",
 };
 static const char *const provider_words[] = {"local", "openai", "anthropic"};
@@ -1678,7 +1679,7 @@ static void check_remote_model(struct ctx *c, const struct node *at, const struc
                                struct config_model *cm)
 {
     char shown[80];
-    for (size_t i = MK_PATH; i <= MK_CONTEXT; i++)
+    for (size_t i = MK_PATH; i <= MK_KEEP_ALIVE; i++)
         if (v[i]) {
             size_t m2 = path_push(c, model_keys[i], strlen(model_keys[i]));
             problem(c, SHOAL_ERR_INVALID, v[i], "%s: is only for provider: local",
@@ -1842,16 +1843,24 @@ static void check_models(struct ctx *c, const struct node *at, struct config *cf
                     }
                 m2 = path_push(c, "path", 4);
                 char path[PATH_MAX];
-                if (!v[1])
+                if (!v[MK_PATH])
                     problem(c, SHOAL_ERR_INVALID, m->kids[p + 1],
                             "a local model needs path: (its GGUF file)");
-                else if (abs_path(c, v[1], "model path", path, sizeof(path)))
+                else if (abs_path(c, v[MK_PATH], "model path", path, sizeof(path)))
                     set_str(c, &cm->path, path);
                 path_pop(c, m2);
                 m2 = path_push(c, "context", 7);
                 uint64_t ctxn;
-                if (v[2] && parse_number(c, v[2], UNIT_COUNT, 16, 1u << 20, &ctxn))
+                if (v[MK_CONTEXT] &&
+                    parse_number(c, v[MK_CONTEXT], UNIT_COUNT, 16, 1u << 20, &ctxn))
                     cm->context = (uint32_t)ctxn;
+                path_pop(c, m2);
+                m2 = path_push(c, "keep_alive", 10);
+                uint64_t ka;
+                cm->keep_alive_ms = CONFIG_KEEP_ALIVE_DEFAULT_MS;
+                if (v[MK_KEEP_ALIVE] &&
+                    parse_number(c, v[MK_KEEP_ALIVE], UNIT_MS, 0, CONFIG_KEEP_ALIVE_MAX_MS, &ka))
+                    cm->keep_alive_ms = ka;
                 path_pop(c, m2);
             }
         }
@@ -2108,11 +2117,11 @@ static void check_root(struct ctx *c, const struct node *root, struct config *cf
 {
     static const char *const top[] = {"listen", "auth", "limits", "log",
                                       "traces", "models", "tools", "engine"};
-    static const char *const enginek[] = {"threads", "queue"};
+    static const char *const enginek[] = {"threads", "queue", "memory_budget"};
     static const char *const listen[] = {"socket", "tcp"};
     static const char *const auth[] = {"token"};
     static const char *const logk[] = {"level"};
-    const struct node *tk[8], *tv[8], *k[2], *v[2];
+    const struct node *tk[8], *tv[8], *k[3], *v[3];
     const struct node *tcp_at = NULL;
     bool tcp_ok = false, token_given = false, socket_given = false, traces_path_given = false;
 
@@ -2177,7 +2186,7 @@ static void check_root(struct ctx *c, const struct node *root, struct config *cf
     path_pop(c, mark);
 
     mark = path_push(c, "engine", 6);
-    if (walk_map(c, tv[7], enginek, 2, k, v)) {
+    if (walk_map(c, tv[7], enginek, 3, k, v)) {
         uint64_t n;
         size_t m2 = path_push(c, "threads", 7);
         if (v[0] && parse_number(c, v[0], UNIT_COUNT, 0, CONFIG_ENGINE_THREADS_MAX, &n))
@@ -2186,6 +2195,10 @@ static void check_root(struct ctx *c, const struct node *root, struct config *cf
         m2 = path_push(c, "queue", 5);
         if (v[1] && parse_number(c, v[1], UNIT_COUNT, 1, CONFIG_ENGINE_QUEUE_MAX, &n))
             cfg->engine.queue = (uint32_t)n;
+        path_pop(c, m2);
+        m2 = path_push(c, "memory_budget", 13);
+        if (v[2] && parse_number(c, v[2], UNIT_BYTES, 0, 1ull << 50, &n))
+            cfg->engine.memory_budget = n;
         path_pop(c, m2);
     }
     path_pop(c, mark);
@@ -2756,6 +2769,8 @@ enum shoal_err config_print(const struct config *c, struct shoal_buf *b)
     TRY(shoal_buf_printf(b, "log:\n  level: %s\n", shoal_log_level_name(c->log_level)));
     TRY(shoal_buf_printf(b, "engine:\n  threads: %u   # 0: the physical cores\n  queue: %u\n",
                          (unsigned)c->engine.threads, (unsigned)c->engine.queue));
+    TRY(shoal_buf_printf(b, "  memory_budget: %s   # 0B: no budget\n",
+                         fmt_value(UNIT_BYTES, c->engine.memory_budget, v, sizeof(v))));
     const struct config_traces *t = &c->traces;
     TRY(shoal_buf_printf(b, "traces:\n  enabled: %s\n  path: ", t->enabled ? "true" : "false"));
     TRY(put_quoted(b, t->path ? t->path : "", true));
@@ -2811,6 +2826,8 @@ enum shoal_err config_print(const struct config *c, struct shoal_buf *b)
             TRY(shoal_buf_printf(b, "\n    context: %u\n", (unsigned)m->context));
         else
             TRY(shoal_buf_puts(b, "\n    context: ~\n"));
+        TRY(shoal_buf_printf(b, "    keep_alive: %s\n",
+                             fmt_value(UNIT_MS, m->keep_alive_ms, v, sizeof(v))));
     }
     return SHOAL_OK;
 #undef TRY

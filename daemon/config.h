@@ -54,6 +54,8 @@ struct config_traces {
  * output_per_mtok, cached_per_mtok} }. A name is [A-Za-z0-9._-]{1,64};
  * base_url is https unless its host is loopback. */
 #define CONFIG_MODELS_MAX        64
+#define CONFIG_KEEP_ALIVE_DEFAULT_MS (10u * 60u * 1000u)
+#define CONFIG_KEEP_ALIVE_MAX_MS     (365ull * 86400000ull)
 #define CONFIG_MODEL_HEADERS_MAX 32
 enum config_provider {
     CONFIG_PROVIDER_LOCAL = 0,
@@ -70,6 +72,7 @@ struct config_model {
     /* provider: local */
     char *path;       /* absolute path of the GGUF file */
     uint32_t context; /* tokens of context; 0: the model's own */
+    uint64_t keep_alive_ms; /* unloaded after this long unused; 0: after each call */
     /* remote providers */
     char *base_url;                  /* "https://api.openai.com/v1" */
     char *model;                     /* the provider's model id */
@@ -119,6 +122,9 @@ struct config_tools {
 struct config_engine {
     uint32_t threads; /* compute threads per generation; 0: the physical cores */
     uint32_t queue;   /* local calls waiting for the engine before 503; default 64 */
+    uint64_t memory_budget; /* bytes the resident local models may take (weights plus
+                               K/V cache); least recently used ones are unloaded to make
+                               room; 0: no budget */
 };
 
 struct config {

@@ -27,15 +27,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LOCAL_MAX_PROMPT_TOKENS (1u << 20)
+#define LOCAL_PUBLISHED_MAX     CONFIG_MODELS_MAX
 
 /* A model the engine thread has loaded, with its one sequence. */
 struct resident {
     char *path;
-    uint32_t n_ctx;
+    char name[72];  /* the configured name that last used it (for logs) */
+    uint32_t n_ctx; /* as configured (0: the model's own) */
+    uint64_t bytes; /* weights plus K/V cache, what the memory budget counts */
+    uint64_t last_used_ms, keep_alive_ms;
     struct engine_model *model;
     struct engine_llm *llm;
     struct engine_template *tmpl;
@@ -55,6 +60,22 @@ struct local_engine {
     struct local_run *live; /* every run not yet done (loop) */
     unsigned queued;        /* runs submitted, done() not yet called (loop) */
     struct resident *models; /* engine thread */
+    uint64_t memory_budget;  /* 0: none */
+    /* What is loaded, published by the engine thread for /v1/models and
+     * for the loop's unload timer (mu). */
+    struct {
+        char path[4096];
+        uint32_t n_ctx;
+        uint64_t bytes;
+    } published[LOCAL_PUBLISHED_MAX];
+    size_t n_published;
+    uint64_t next_expiry_ms; /* the earliest keep_alive end; 0: none (mu) */
+    /* Unloading idle models: a one-shot timer on the loop submits a sweep
+     * job to the engine thread (loop). */
+    struct event *sweep_timer;
+    struct workq_job sweep;
+    bool sweep_queued;
+    bool stopping;
 };
 
 struct local_run {
@@ -63,6 +84,7 @@ struct local_run {
     /* The request, immutable once queued. */
     char *name, *path;
     uint32_t n_ctx;
+    uint64_t keep_alive_ms;
     cJSON *messages, *tools, *kwargs;
     struct remote_request *req;
     bool stream;
@@ -116,11 +138,98 @@ static void resident_free(struct resident *m)
     free(m);
 }
 
+static void resident_unload(struct local_engine *le, struct resident *m, const char *why)
+{
+    struct resident **pp = &le->models;
+    while (*pp != m)
+        pp = &(*pp)->next;
+    *pp = m->next;
+    struct shoal_logline l;
+    if (shoal_log_begin(&l, SHOAL_LOG_INFO, "model_unloaded")) {
+        shoal_log_kv(&l, "model", "%s", m->name);
+        shoal_log_kv(&l, "mib", "%.1f", (double)m->bytes / (1u << 20));
+        shoal_log_kv(&l, "why", "%s", why);
+        shoal_log_end(&l);
+    }
+    resident_free(m);
+}
+
+/* Tell the loop what is loaded and when the next one expires. */
+static void publish(struct local_engine *le)
+{
+    pthread_mutex_lock(&le->mu);
+    le->n_published = 0;
+    le->next_expiry_ms = 0;
+    for (struct resident *m = le->models; m; m = m->next) {
+        uint64_t end = m->last_used_ms + m->keep_alive_ms;
+        if (!le->next_expiry_ms || end < le->next_expiry_ms)
+            le->next_expiry_ms = end;
+        if (le->n_published == LOCAL_PUBLISHED_MAX)
+            continue;
+        shoal_strlcpy(le->published[le->n_published].path, m->path,
+                      sizeof(le->published[0].path));
+        le->published[le->n_published].n_ctx = m->n_ctx;
+        le->published[le->n_published].bytes = m->bytes;
+        le->n_published++;
+    }
+    pthread_mutex_unlock(&le->mu);
+}
+
+/* Unload the models whose keep_alive has run out, but keep (not counting
+ * it) one that is about to be used. */
+static void unload_idle(struct local_engine *le, const struct resident *keep, uint64_t now)
+{
+    for (struct resident *m = le->models, *next; m; m = next) {
+        next = m->next;
+        if (m != keep && m->last_used_ms + m->keep_alive_ms <= now)
+            resident_unload(le, m, "keep_alive");
+    }
+}
+
+/* Weights (the file) plus an F16 K/V cache of n_ctx positions. */
+static uint64_t estimate_bytes(const char *path, const struct engine_hparams *hp, uint32_t n_ctx)
+{
+    struct stat st;
+    uint64_t file = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+    uint64_t per_pos = (uint64_t)hp->n_layer * hp->n_head_kv * (hp->head_dim_k + hp->head_dim_v);
+    return file + per_pos * n_ctx * 2u;
+}
+
+/* Unload the least recently used models (never keep) until need more
+ * bytes fit the budget. false: they cannot, even with nothing else
+ * loaded. */
+static bool make_room(struct local_engine *le, const struct resident *keep, uint64_t need)
+{
+    if (!le->memory_budget)
+        return true;
+    if (need > le->memory_budget)
+        return false;
+    for (;;) {
+        uint64_t used = 0;
+        struct resident *lru = NULL;
+        for (struct resident *m = le->models; m; m = m->next) {
+            used += m->bytes;
+            if (m != keep && (!lru || m->last_used_ms < lru->last_used_ms))
+                lru = m;
+        }
+        if (used + need <= le->memory_budget || !lru)
+            return used + need <= le->memory_budget;
+        resident_unload(le, lru, "memory_budget");
+    }
+}
+
 static struct resident *resident_get(struct local_engine *le, struct local_run *r)
 {
+    uint64_t now = mono_ms();
     for (struct resident *m = le->models; m; m = m->next)
-        if (!strcmp(m->path, r->path) && m->n_ctx == r->n_ctx)
+        if (!strcmp(m->path, r->path) && m->n_ctx == r->n_ctx) {
+            unload_idle(le, m, now);
+            m->last_used_ms = now;
+            m->keep_alive_ms = r->keep_alive_ms;
+            shoal_strlcpy(m->name, r->name, sizeof(m->name));
             return m;
+        }
+    unload_idle(le, NULL, now);
     struct shoal_diag d;
     shoal_diag_clear(&d);
     struct resident *m = calloc(1, sizeof(*m));
@@ -130,20 +239,39 @@ static struct resident *resident_get(struct local_engine *le, struct local_run *
         return NULL;
     }
     m->n_ctx = r->n_ctx;
+    m->last_used_ms = now;
+    m->keep_alive_ms = r->keep_alive_ms;
+    shoal_strlcpy(m->name, r->name, sizeof(m->name));
     bool fallback = false;
+    uint32_t n_ctx = 0;
     enum shoal_err e = engine_model_open(r->path, &m->model, &d);
     if (!e && !engine_model_vocab(m->model))
         e = shoal_diag_set(&d, SHOAL_ERR_INVALID, "the file has no tokenizer");
+    if (!e) {
+        const struct engine_hparams *hp = engine_model_hparams(m->model);
+        n_ctx = r->n_ctx ? r->n_ctx
+                : hp->context_length && hp->context_length < LOCAL_DEFAULT_CONTEXT
+                    ? hp->context_length
+                    : LOCAL_DEFAULT_CONTEXT;
+        m->bytes = estimate_bytes(r->path, hp, n_ctx);
+        /* Room first: what is unloaded to make it gives its memory back
+         * before this model's cache is allocated. */
+        if (!make_room(le, NULL, m->bytes)) {
+            engine_model_close(m->model);
+            m->model = NULL;
+            fail(r, REMOTE_ERR_UNAVAILABLE,
+                 "model %s needs about %.0f MiB (weights and K/V cache), more than "
+                 "engine.memory_budget (%.0f MiB)",
+                 r->name, (double)m->bytes / (1u << 20), (double)le->memory_budget / (1u << 20));
+            resident_free(m);
+            return NULL;
+        }
+    }
     if (!e)
         e = engine_llm_new(m->model, &m->llm, &d);
     if (!e)
         e = engine_model_template(m->model, &m->tmpl, &fallback, &d);
     if (!e) {
-        const struct engine_hparams *hp = engine_llm_hparams(m->llm);
-        uint32_t n_ctx = r->n_ctx ? r->n_ctx
-                         : hp->context_length && hp->context_length < LOCAL_DEFAULT_CONTEXT
-                             ? hp->context_length
-                             : LOCAL_DEFAULT_CONTEXT;
         struct engine_seq_options so = {.n_ctx = n_ctx, .n_threads = le->threads};
         e = engine_seq_new(m->llm, &so, &m->seq, &d);
     }
@@ -166,6 +294,7 @@ static struct resident *resident_get(struct local_engine *le, struct local_run *
         shoal_log_kv(&l, "model", "%s", r->name);
         shoal_log_kv(&l, "path", "%s", r->path);
         shoal_log_kv(&l, "ctx", "%u", engine_seq_n_ctx(m->seq));
+        shoal_log_kv(&l, "mib", "%.1f", (double)m->bytes / (1u << 20));
         shoal_log_end(&l);
     }
     m->next = le->models;
@@ -465,6 +594,8 @@ out:
     free(g.ids);
     engine_sampler_free(smp);
     engine_tokens_fini(&toks);
+    if (m->keep_alive_ms == 0)
+        resident_unload(le, m, "keep_alive 0");
 }
 
 static void job_run(struct workq_job *job, unsigned worker)
@@ -476,6 +607,61 @@ static void job_run(struct workq_job *job, unsigned worker)
         fail(r, REMOTE_ERR_CANCELLED, "model %s: cancelled", r->name);
     else
         run_generate(r);
+    publish(r->le);
+}
+
+/* ---- Unloading idle models ---- */
+
+static void sweep_run(struct workq_job *job, unsigned worker)
+{
+    (void)worker;
+    struct local_engine *le = (struct local_engine *)((char *)job - offsetof(struct local_engine, sweep));
+    unload_idle(le, NULL, mono_ms());
+    publish(le);
+}
+
+static void arm_sweep(struct local_engine *le);
+
+static void sweep_done(struct workq_job *job, bool cancelled)
+{
+    (void)cancelled;
+    struct local_engine *le = (struct local_engine *)((char *)job - offsetof(struct local_engine, sweep));
+    le->sweep_queued = false;
+    arm_sweep(le);
+}
+
+static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct local_engine *le = arg;
+    if (le->sweep_queued || le->stopping)
+        return;
+    le->sweep.run = sweep_run;
+    le->sweep.done = sweep_done;
+    if (workq_submit(le->q, &le->sweep) == SHOAL_OK)
+        le->sweep_queued = true;
+    else
+        arm_sweep(le); /* the queue is full of calls; they sweep as they start */
+}
+
+/* Wake up when the next loaded model's keep_alive runs out. Loop. */
+static void arm_sweep(struct local_engine *le)
+{
+    if (le->stopping || !le->sweep_timer)
+        return;
+    pthread_mutex_lock(&le->mu);
+    uint64_t at = le->next_expiry_ms;
+    pthread_mutex_unlock(&le->mu);
+    if (!at) {
+        evtimer_del(le->sweep_timer);
+        return;
+    }
+    uint64_t now = mono_ms(), wait = at > now ? at - now : 0;
+    if (wait < 1000u)
+        wait = wait + 5u; /* past the end, not just before it */
+    struct timeval tv = {.tv_sec = (time_t)(wait / 1000),
+                         .tv_usec = (suseconds_t)(wait % 1000) * 1000};
+    evtimer_add(le->sweep_timer, &tv);
 }
 
 /* ---- Back on the loop ---- */
@@ -580,17 +766,20 @@ static void job_done(struct workq_job *job, bool cancelled)
         r->cb.on_done(r->cb.arg, &r->res, r->err.kind ? &r->err : NULL, &st);
     }
     run_free(r);
+    arm_sweep(le);
 }
 
 /* ---- Public ---- */
 
 enum shoal_err local_engine_new(struct event_base *base, unsigned threads, unsigned queue,
-                                struct local_engine **out, struct shoal_diag *d)
+                                uint64_t memory_budget, struct local_engine **out,
+                                struct shoal_diag *d)
 {
     struct local_engine *le = calloc(1, sizeof(*le));
     if (!le)
         return shoal_diag_set(d, SHOAL_ERR_NOMEM, "local engine: out of memory");
     le->threads = threads;
+    le->memory_budget = memory_budget;
     le->queue = queue ? queue : 1;
     le->efd = -1;
     pthread_mutex_init(&le->mu, NULL);
@@ -603,7 +792,8 @@ enum shoal_err local_engine_new(struct event_base *base, unsigned threads, unsig
         goto fail;
     }
     le->ev = event_new(base, le->efd, EV_READ | EV_PERSIST, on_ready, le);
-    if (!le->ev || event_add(le->ev, NULL) != 0) {
+    le->sweep_timer = evtimer_new(base, on_sweep_timer, le);
+    if (!le->ev || !le->sweep_timer || event_add(le->ev, NULL) != 0) {
         e = shoal_diag_set(d, SHOAL_ERR_NOMEM, "local engine: out of memory");
         goto fail;
     }
@@ -618,11 +808,14 @@ void local_engine_free(struct local_engine *le)
 {
     if (!le)
         return;
+    le->stopping = true;
     for (struct local_run *r = le->live; r; r = r->next) {
         r->detached = true;
         atomic_store(&r->cancel, true);
     }
     workq_free(le->q); /* every job's done(): the runs are freed there */
+    if (le->sweep_timer)
+        event_free(le->sweep_timer);
     if (le->ev)
         event_free(le->ev);
     if (le->efd >= 0)
@@ -667,6 +860,7 @@ enum shoal_err local_run_start(struct local_engine *le, const struct config_mode
     r->stream = stream;
     r->cb = *cb;
     r->n_ctx = m->context;
+    r->keep_alive_ms = m->keep_alive_ms;
     r->start_ms = mono_ms();
     atomic_init(&r->cancel, false);
     shoal_buf_init(&r->fresh, REMOTE_CAP_TEXT);
@@ -717,4 +911,19 @@ void local_run_cancel(struct local_run *r)
         return;
     r->detached = true;
     atomic_store(&r->cancel, true);
+}
+
+bool local_engine_loaded(struct local_engine *le, const char *path, uint32_t n_ctx,
+                         uint64_t *bytes)
+{
+    bool found = false;
+    pthread_mutex_lock(&le->mu);
+    for (size_t i = 0; i < le->n_published && !found; i++)
+        if (le->published[i].n_ctx == n_ctx && !strcmp(le->published[i].path, path)) {
+            found = true;
+            if (bytes)
+                *bytes = le->published[i].bytes;
+        }
+    pthread_mutex_unlock(&le->mu);
+    return found;
 }

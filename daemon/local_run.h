@@ -14,6 +14,9 @@
 #include "config.h"
 #include "provider.h"
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct cJSON;
 struct event_base;
 struct local_engine;
@@ -24,10 +27,15 @@ struct local_run;
 #define LOCAL_DEFAULT_CONTEXT 4096u
 
 /* threads: compute threads per sequence (0: the physical cores); queue:
- * runs that may wait for the engine before local_run_start answers BUSY.
+ * runs that may wait for the engine before local_run_start answers BUSY;
+ * memory_budget: bytes the loaded models may take (weights plus K/V
+ * cache; 0: no budget): the least recently used are unloaded to make room,
+ * and a model that alone is larger fails UNAVAILABLE. A model is also
+ * unloaded once unused for its keep_alive (0: right after each call).
  * NOMEM, IO. */
 enum shoal_err local_engine_new(struct event_base *base, unsigned threads, unsigned queue,
-                                struct local_engine **out, struct shoal_diag *d) SHOAL_NODISCARD;
+                                uint64_t memory_budget, struct local_engine **out,
+                                struct shoal_diag *d) SHOAL_NODISCARD;
 /* Stop the running generation at its next token, drop the queued runs,
  * join the thread, unload the models. Runs not cancelled before are freed
  * without on_done. NULL: no-op. */
@@ -46,5 +54,11 @@ enum shoal_err local_run_start(struct local_engine *le, const struct config_mode
 /* on_done will not be called; a running generation stops at its next
  * token. NULL: no-op. */
 void local_run_cancel(struct local_run *r);
+
+/* Whether the model at path with configured context n_ctx is loaded now,
+ * and the bytes it is counted for (may be NULL). As of the engine's last
+ * call or sweep. */
+bool local_engine_loaded(struct local_engine *le, const char *path, uint32_t n_ctx,
+                         uint64_t *bytes);
 
 #endif

@@ -61,7 +61,7 @@ enum shoal_err providers_new(struct event_base *base, struct fetch *f,
         return shoal_diag_set(d, SHOAL_ERR_NOMEM, "providers: out of memory");
     p->base = base;
     p->f = f;
-    enum shoal_err e = local_engine_new(base, eng->threads, eng->queue, &p->le, d);
+    enum shoal_err e = local_engine_new(base, eng->threads, eng->queue, eng->memory_budget, &p->le, d);
     if (e) {
         free(p);
         return e;
@@ -134,4 +134,10 @@ void provider_call_cancel(struct provider_call *c)
         remote_run_cancel(c->rr);
     unlink_call(c);
     free(c);
+}
+
+bool provider_model_loaded(struct providers *p, const struct config_model *m, uint64_t *bytes)
+{
+    return m->provider == CONFIG_PROVIDER_LOCAL && m->path &&
+           local_engine_loaded(p->le, m->path, m->context, bytes);
 }

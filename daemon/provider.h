@@ -67,6 +67,10 @@ enum shoal_err provider_call_start(struct providers *p, const struct config_mode
                                    const struct provider_cb *cb, struct provider_call **out,
                                    struct shoal_diag *d) SHOAL_NODISCARD;
 
+/* Whether local model m is loaded now, and the bytes (weights and K/V
+ * cache) it is counted for (bytes may be NULL). false for remote models. */
+bool provider_model_loaded(struct providers *p, const struct config_model *m, uint64_t *bytes);
+
 /* Stop a call that has not ended; on_done will not be called. Allowed
  * inside on_text (a client that went away mid-stream). NULL: no-op. */
 void provider_call_cancel(struct provider_call *c);

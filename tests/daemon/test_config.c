@@ -91,6 +91,7 @@ static void check_same(const struct config *a, const struct config *b)
     CHECK(memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0);
     CHECK_EQ_INT(a->engine.threads, b->engine.threads);
     CHECK_EQ_INT(a->engine.queue, b->engine.queue);
+    CHECK_EQ_INT(a->engine.memory_budget, b->engine.memory_budget);
     CHECK_EQ_INT(a->traces.enabled, b->traces.enabled);
     CHECK_STR(a->traces.path, b->traces.path);
     CHECK_EQ_INT(a->traces.retention_ms, b->traces.retention_ms);
@@ -125,6 +126,7 @@ static void check_same(const struct config *a, const struct config *b)
         if (x->provider == CONFIG_PROVIDER_LOCAL) {
             CHECK_STR(x->path, y->path);
             CHECK_EQ_INT(x->context, y->context);
+            CHECK_EQ_INT(x->keep_alive_ms, y->keep_alive_ms);
             continue;
         }
         CHECK_STR(x->base_url, y->base_url);
@@ -557,6 +559,13 @@ struct inline_case {
 static const struct inline_case inline_cases[] = {
     {"engine: {threads: 4, queue: 8}", 0, 0, NULL, NULL},
     {"engine: {threads: 0}", 0, 0, NULL, NULL},
+    {"engine: {memory_budget: 6GiB}", 0, 0, NULL, NULL},
+    {"engine: {memory_budget: 2TB}", 1, 25, "engine.memory_budget", "expected a size"},
+    {"models: {a: {provider: local, path: /m.gguf, keep_alive: 30s}}", 0, 0, NULL, NULL},
+    {"models: {a: {provider: local, path: /m.gguf, keep_alive: -1}}", 1, 58, "models.a.keep_alive",
+     "must be between"},
+    {"models: {a: {provider: openai, base_url: 'https://x/v1', model: m, keep_alive: 1s}}", 1,
+     80, "models.a.keep_alive", "only for provider: local"},
     {"engine: {threads: 257}", 1, 19, "engine.threads", "must be between"},
     {"engine: {threads: -1}", 1, 19, "engine.threads", "must be between"},
     {"engine: {queue: 0}", 1, 17, "engine.queue", "must be between"},

@@ -569,6 +569,106 @@ traces:
         self.assertEqual(sequential[1], cli_generate(MSG_B, 30)[0])
 
 
+# ---- local model lifecycle: keep_alive and the memory budget ----
+
+@unittest.skipUnless(HAVE_REF, NO_REF)
+class LocalLifecycle(unittest.TestCase):
+    """Models load on first use, unload after keep_alive unused, and the
+    least recently used one makes room when the memory budget is reached.
+    /v1/models says what is loaded; answers do not change across a reload."""
+
+    def daemon(self, body):
+        d = Daemon("", start=False)
+        d.write_config(body + "traces:\n  enabled: false\n")
+        d.start()
+        self.addCleanup(d.close)
+        # A clean exit: 0, which is also what a leak under ASan is not.
+        self.addCleanup(lambda: self.assertEqual(d.stop(), 0, d.logtext()[-2000:]))
+        return d
+
+    def models(self, d):
+        r = get(d.sock, "/v1/models")
+        self.assertEqual(r.status, 200, r)
+        return {m["id"]: m for m in r.json()["data"]}
+
+    def ask(self, d, model, n=20):
+        r = post_json(d.sock, CHAT, {"model": model, "messages": MSG_A, "temperature": 0,
+                                      "max_tokens": n}, 60)
+        return r
+
+    def test_keep_alive(self):
+        d = self.daemon("""models:
+  st:
+    provider: local
+    path: %s
+    keep_alive: 1s
+  now:
+    provider: local
+    path: %s
+    keep_alive: 0s
+""" % (STORIES, RANDOM))
+        self.assertFalse(self.models(d)["st"]["loaded"])
+        first = self.ask(d, "st")
+        self.assertEqual(first.status, 200, first)
+        m = self.models(d)["st"]
+        self.assertTrue(m["loaded"])
+        # The estimate counts at least the weights.
+        self.assertGreaterEqual(m["memory_bytes"], os.path.getsize(STORIES))
+        t0 = time.monotonic()
+        while self.models(d)["st"]["loaded"] and time.monotonic() - t0 < 5:
+            time.sleep(0.05)
+        waited = time.monotonic() - t0
+        self.assertFalse(self.models(d)["st"]["loaded"], "still loaded after 5 s")
+        self.assertLess(waited, 3.0)
+        self.assertIn("event=model_unloaded model=st", d.logtext())
+        self.assertIn("why=keep_alive", d.logtext())
+        # Reloaded, the same greedy answer.
+        again = self.ask(d, "st")
+        self.assertEqual(content(again.json()), content(first.json()))
+        # keep_alive 0: gone as soon as the call is.
+        self.assertEqual(self.ask(d, "now").status, 200)
+        self.assertFalse(self.models(d)["now"]["loaded"])
+
+    def test_memory_budget(self):
+        cfg = """models:
+  st:
+    provider: local
+    path: %s
+  rnd:
+    provider: local
+    path: %s
+""" % (STORIES, RANDOM)
+        # Learn what each model is counted for, with no budget.
+        d = self.daemon(cfg)
+        self.assertEqual(self.ask(d, "st").status, 200)
+        self.assertEqual(self.ask(d, "rnd").status, 200)
+        ms = self.models(d)
+        self.assertTrue(ms["st"]["loaded"] and ms["rnd"]["loaded"], ms)
+        st_bytes, rnd_bytes = ms["st"]["memory_bytes"], ms["rnd"]["memory_bytes"]
+        want = content(self.ask(d, "st").json())
+        d.stop()
+        # Room for either, not both: each call unloads the other.
+        budget = max(st_bytes, rnd_bytes) + 1
+        self.assertLess(budget, st_bytes + rnd_bytes)
+        d = self.daemon("engine:\n  memory_budget: %d\n" % budget + cfg)
+        self.assertEqual(self.ask(d, "st").status, 200)
+        self.assertEqual(self.ask(d, "rnd").status, 200)
+        ms = self.models(d)
+        self.assertFalse(ms["st"]["loaded"], ms)
+        self.assertTrue(ms["rnd"]["loaded"], ms)
+        self.assertIn("why=memory_budget", d.logtext())
+        self.assertEqual(content(self.ask(d, "st").json()), want)
+        ms = self.models(d)
+        self.assertTrue(ms["st"]["loaded"] and not ms["rnd"]["loaded"], ms)
+        d.stop()
+        # A model larger than the whole budget: 503, saying so.
+        d = self.daemon("engine:\n  memory_budget: %d\n" % (min(st_bytes, rnd_bytes) - 1) + cfg)
+        r = self.ask(d, "st")
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["error"]["type"], "unavailable")
+        self.assertIn("memory_budget", r.json()["error"]["message"])
+
+
 # ---- remote models, through the mock ----
 
 def key_only_in_auth(test, reqs):
