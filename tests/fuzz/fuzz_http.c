@@ -6,6 +6,7 @@
  * request, requiring a known status and a JSON body. Any violation
  * abort()s so the fuzzer and the corpus replay both see it. */
 #include "http.h"
+#include "fuzz.h"
 #include "server.h"
 
 #include <cjson/cJSON.h>
@@ -17,12 +18,6 @@
 #define MAX_REQUESTS 8
 
 static const struct http_limits lim = {512, MAX_HEADERS, 256};
-
-#define ASSERT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
 
 struct head_out {
     enum http_result res;
@@ -184,8 +179,6 @@ static void chunked(const char *buf, size_t len, size_t cut, struct body_out *o)
     if (o->res == HTTP_DONE)
         ASSERT(o->consumed >= 5 && memcmp(buf + o->consumed - 2, "\r\n", 2) == 0);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Route a parsed request as the server would; the answer must be a status
  * we document and a body that is JSON. */

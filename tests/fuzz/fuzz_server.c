@@ -6,6 +6,7 @@
  * leak, and everything it sends must be a sequence of well-formed HTTP/1.1
  * responses with a status we document. abort() on any violation. */
 #include "config.h"
+#include "fuzz.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -14,12 +15,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#define ASSERT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
 
 /* Small limits so the fuzzer reaches them; timeouts long enough never to
  * fire during one input. */
@@ -106,8 +101,6 @@ static void check_responses(const char *p, size_t n, bool may_have_head)
         off = head_end + (size_t)len;
     }
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,19 +7,12 @@
  * reader and both body builders. Invariants on every result; any violation
  * abort()s so the fuzzer and the corpus replay both see it. */
 #include "remote.h"
+#include "fuzz.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ASSERT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- SSE: the events as one transcript ---- */
 

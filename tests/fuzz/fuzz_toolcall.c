@@ -4,19 +4,12 @@
  * names an offered tool, has an id and arguments text, parsed arguments
  * are an object, and the content left is no longer than the text. */
 #include "toolcall.h"
+#include "fuzz.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define ASSERT(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct remote_request *req;
 
