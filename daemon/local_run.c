@@ -875,6 +875,16 @@ enum shoal_err local_run_start(struct local_engine *le, const struct config_mode
     r->text.data[0] = '\0';
     if ((e = remote_request_from_chat(chat_request, &r->req, d)))
         goto fail;
+    if (r->req->format != REMOTE_FORMAT_TEXT) {
+        /* Honest rather than ignored: without constrained decoding nothing
+         * makes a small model keep to the format. */
+        e = shoal_diag_set(d, SHOAL_ERR_UNSUPPORTED,
+                           "$.response_format: model %s is local, and local models cannot "
+                           "be held to a JSON format yet (no constrained decoding); leave "
+                           "it out or use a remote model",
+                           m->name);
+        goto fail;
+    }
     r->hold_text = stream && r->req->n_tools && r->req->tool_choice != REMOTE_TOOL_CHOICE_NONE;
     bool oom = false;
     r->messages = dup_member(chat_request, "messages", &oom);

@@ -45,7 +45,8 @@ void local_engine_free(struct local_engine *le);
  * request is checked here (INVALID with the member's path); sampling reads
  * temperature, top_p, seed, presence/frequency_penalty, max_tokens, stop,
  * logprobs/top_logprobs; tools and chat_template_kwargs reach the model's
- * chat template. BUSY past the engine's queue of waiting runs; NOMEM. */
+ * chat template. UNSUPPORTED for a JSON response_format (no constrained
+ * decoding yet). BUSY past the engine's queue of waiting runs; NOMEM. */
 enum shoal_err local_run_start(struct local_engine *le, const struct config_model *m,
                                const struct cJSON *chat_request, bool stream,
                                const struct provider_cb *cb, struct local_run **out,
