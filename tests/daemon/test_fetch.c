@@ -1,5 +1,5 @@
 /* test_fetch.c: outgoing HTTP on the event loop against a real loopback
- * server (http_peer.py): bodies and headers both ways, statuses with
+ * server (tests/http_peer.py): bodies and headers both ways, statuses with
  * Retry-After and request ids, timeouts, size caps, a connection reset,
  * a refused port, streaming chunks, no redirects followed, scheme rules,
  * cancellation, and 200 concurrent slow requests on one loop thread that
@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #ifndef SHOAL_HTTP_PEER
-#define SHOAL_HTTP_PEER "tests/daemon/http_peer.py"
+#define SHOAL_HTTP_PEER "tests/http_peer.py"
 #endif
 
 static struct event_base *base;

@@ -4,6 +4,7 @@
  * a child), and the recorded payloads are checked against the test's own
  * table of what was written: ids and linkage, times, kinds, statuses, every
  * attribute type; then batching, retries, refusals and hostile rows. */
+#include "peer.h"
 #include "test.h"
 #include "traces.h"
 #include "traces_otlp.h"
@@ -12,7 +13,6 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -36,10 +36,7 @@ static char db_main[128];
 /* ---- the peer ---- */
 
 struct peer {
-    pid_t pid;
-    int in_fd;
-    FILE *out;
-    int port;
+    struct test_peer tp;
     char record[160];
     char url[96];
 };
@@ -50,64 +47,26 @@ static int peer_seq;
 static bool peer_start(struct peer *p, const char *const *extra)
 {
     memset(p, 0, sizeof *p);
-    p->pid = -1;
     snprintf(p->record, sizeof p->record, "%s/rec-%d.jsonl", tmpdir, ++peer_seq);
-    const char *py = getenv("PYTHON3") ? getenv("PYTHON3") : "python3";
-    const char *script = getenv("OTLP_PEER") ? getenv("OTLP_PEER") : SHOAL_OTLP_PEER;
-    const char *argv[24] = {py, script, "--record", p->record};
-    size_t n = 4;
-    for (size_t i = 0; extra && extra[i] && n < SHOAL_ARRAY_LEN(argv) - 1; i++)
-        argv[n++] = extra[i];
-    argv[n] = NULL;
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0)
-        return false;
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[0]);
-        close(in[1]);
-        close(out[0]);
-        close(out[1]);
-        execvp(py, (char *const *)argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    fcntl(in[1], F_SETFD, FD_CLOEXEC);
-    fcntl(out[0], F_SETFD, FD_CLOEXEC);
-    p->pid = pid;
-    p->in_fd = in[1];
-    p->out = fdopen(out[0], "r");
-    char line[64];
-    if (!p->out || !fgets(line, sizeof line, p->out)) {
-        fprintf(stderr, "otlp_peer did not start (%s %s)\n", py, script);
-        return false;
-    }
-    p->port = (int)strtol(line, NULL, 10);
-    snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d/v1/traces", p->port);
-    return p->port > 0;
+    const char *args[24] = {"--record", p->record};
+    size_t n = 2;
+    for (size_t i = 0; extra && extra[i] && n < SHOAL_ARRAY_LEN(args) - 1; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    int port = test_peer_start_args(&p->tp, "OTLP_PEER", SHOAL_OTLP_PEER, args);
+    snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d/v1/traces", port);
+    return port > 0;
 }
 
 /* Stop the peer (EOF on its stdin) and return its summary. */
 static cJSON *peer_stop(struct peer *p)
 {
-    cJSON *summary = NULL;
-    if (p->in_fd > 0)
-        close(p->in_fd);
     char line[65536];
-    if (p->out && fgets(line, sizeof line, p->out))
-        summary = cJSON_Parse(line);
-    if (p->out)
-        fclose(p->out);
-    if (p->pid > 0) {
-        int st;
-        waitpid(p->pid, &st, 0);
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    bool started = p->tp.pid > 0;
+    int st = test_peer_finish(&p->tp, line, sizeof line);
+    cJSON *summary = cJSON_Parse(line);
+    if (started)
+        CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(summary != NULL);
     return summary;
 }
@@ -569,7 +528,7 @@ static void test_roundtrip(void)
     fast_options(&o, &p);
     /* No path: /v1/traces is appended (the peer 404s anything else). */
     char bare[64];
-    snprintf(bare, sizeof bare, "http://127.0.0.1:%d", p.port);
+    snprintf(bare, sizeof bare, "http://127.0.0.1:%d", p.tp.port);
     o.url = bare;
     o.service_name = "shoal-test";
     struct traces_otlp_stats st;

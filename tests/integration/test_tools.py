@@ -20,7 +20,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from shoaltest import Daemon, get, request  # noqa: E402
 
-PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "daemon", "http_peer.py")
+PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "http_peer.py")
 
 TOOLS = {
     "loop.lua": """return { name = "loop", description = "spins", parameters = {type = "object"},

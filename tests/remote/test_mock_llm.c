@@ -6,6 +6,7 @@
  * back to check that the key went only into its header and that a tool's
  * schema reached the provider intact. Smoke test for the peer the daemon's
  * integration tests will use. */
+#include "peer.h"
 #include "remote.h"
 #include "test.h"
 
@@ -18,7 +19,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef SHOAL_MOCK_LLM
@@ -27,42 +27,19 @@
 
 #define KEY "sk-mock-canary-0a1b2c3d4e"
 
-static pid_t mock;
-static int mock_in = -1, mock_out = -1, port;
+static struct test_peer mock;
+static int port;
 
 static void start_mock(void)
 {
-    int in[2], out[2];
-    CHECK(pipe(in) == 0 && pipe(out) == 0);
-    mock = fork();
-    if (mock == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        const char *py = getenv("PYTHON3") ? getenv("PYTHON3") : "python3";
-        const char *script = getenv("MOCK_LLM") ? getenv("MOCK_LLM") : SHOAL_MOCK_LLM;
-        execlp(py, py, script, "--key", KEY, (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    mock_in = in[1];
-    char buf[32] = "";
-    ssize_t n = read(out[0], buf, sizeof(buf) - 1);
-    mock_out = out[0];
-    int64_t v = 0;
-    size_t len = n > 0 ? strcspn(buf, "\r\n") : 0;
-    CHECK_EQ_INT(shoal_parse_i64(buf, len, 1, 65535, &v), SHOAL_OK);
-    port = (int)v;
+    static const char *const args[] = {"--key", KEY, NULL};
+    port = test_peer_start_args(&mock, "MOCK_LLM", SHOAL_MOCK_LLM, args);
+    CHECK(port > 0);
 }
 
 static void stop_mock(void)
 {
-    close(mock_in);
-    close(mock_out);
-    int st;
-    waitpid(mock, &st, 0);
+    test_peer_stop(&mock);
 }
 
 /* ---- A tiny blocking HTTP/1.1 client ---- */

@@ -2,18 +2,18 @@
  * tool's workspace (no absolute paths, no "..", no symbolic links, even
  * planted ones), with its size caps; ctx.kv is namespaced per tool with
  * JSON values; ctx.http suspends the call with a pending operation that
- * this test performs with libcurl against tests/tools/http_peer.py on
+ * this test performs with libcurl against tests/http_peer.py on
  * 127.0.0.1 (redirects off, size capped), and the runtime checks grants,
  * hosts, schemes and every redirect's Location. Deny by default. */
+#include "peer.h"
 #include "tools_test.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
-#include <sys/wait.h>
 
 #ifndef SHOAL_HTTP_PEER
-#define SHOAL_HTTP_PEER "http_peer.py"
+#define SHOAL_HTTP_PEER "tests/http_peer.py"
 #endif
 
 static struct tools_registry *reg;
@@ -21,53 +21,16 @@ static char ws[256], kvdb[256], outside[256];
 
 /* ---- the HTTP peer and a synchronous host ---- */
 
-static pid_t peer_pid;
-static int peer_in = -1;
+static struct test_peer peer;
 static int peer_port;
 
 static void peer_start(void)
 {
-    int to_child[2], from_child[2];
-    if (pipe(to_child) || pipe(from_child)) {
-        perror("pipe");
-        exit(2);
-    }
-    peer_pid = fork();
-    if (peer_pid == 0) {
-        dup2(to_child[0], 0);
-        dup2(from_child[1], 1);
-        close(to_child[1]);
-        close(from_child[0]);
-        const char *py = getenv("PYTHON3");
-        execlp(py && *py ? py : "python3", "python3", SHOAL_HTTP_PEER, (char *)NULL);
-        _exit(127);
-    }
-    close(to_child[0]);
-    close(from_child[1]);
-    peer_in = to_child[1];
-    char line[32] = "";
-    size_t n = 0;
-    while (n < sizeof(line) - 1) {
-        ssize_t k = read(from_child[0], line + n, 1);
-        if (k <= 0 || line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
-    close(from_child[0]);
-    peer_port = (int)strtol(line, NULL, 10);
+    peer_port = test_peer_start(&peer, "HTTP_PEER", SHOAL_HTTP_PEER);
     if (peer_port <= 0) {
         fprintf(stderr, "http peer did not start\n");
         exit(2);
     }
-}
-
-static void peer_stop(void)
-{
-    if (peer_in >= 0)
-        close(peer_in);
-    if (peer_pid > 0)
-        waitpid(peer_pid, NULL, 0);
 }
 
 struct fetched {
@@ -658,7 +621,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     peer_start();
     check_http();
-    peer_stop();
+    test_peer_stop(&peer);
     check_fs();
     check_kv();
     curl_global_cleanup();
