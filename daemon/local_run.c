@@ -594,6 +594,9 @@ out:
     free(g.ids);
     engine_sampler_free(smp);
     engine_tokens_fini(&toks);
+    /* keep_alive counts from the end of the last call: a long generation
+     * must not leave its model already expired. */
+    m->last_used_ms = mono_ms();
     if (m->keep_alive_ms == 0)
         resident_unload(le, m, "keep_alive 0");
 }
