@@ -1,12 +1,13 @@
 /* quant_avx512.c: AVX-512 (F, BW, VL) + VNNI kernels for the types that
  * dominate real models: the 32-element types two blocks per register with
- * vpdpbusd, and Q4_K, Q5_K, Q6_K with vpmaddubsw + vpdpwssd, 8 tokens per
- * tile. A single token (vec_dot) runs 256-bit VNNI code that reproduces
- * the 512-bit lanes, so gemm and vec_dot still agree bit for bit. Only
- * this file is compiled with those flags, and nothing in it may run before
- * cpu.c has seen the CPU and the OS (ZMM state) support them. Types not
- * here fall back to quant_avx2.c. Block sums are exact integers, as in
- * quant_ref.c; only the order of f32 accumulation differs. */
+ * vpdpbusd (the signed ones against a tile of activations prepared once
+ * per group of tokens), and Q4_K, Q5_K, Q6_K with vpmaddubsw + vpdpwssd,
+ * 8 tokens per tile. A single token (vec_dot) runs 256-bit VNNI code
+ * that reproduces the 512-bit lanes, so gemm and vec_dot still agree bit
+ * for bit. Only this file is compiled with those flags, and nothing in it
+ * may run before cpu.c has seen the CPU and the OS (ZMM state) support
+ * them. Types not here fall back to quant_avx2.c. Block sums are exact
+ * integers, as in quant_ref.c; only the order of f32 accumulation differs. */
 #include "quant.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -178,9 +179,43 @@ INLINE float hsum16(__m512 v)
     return hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
 }
 
+/* hsum16(v[t]) + ex[t] for 8 tokens at once: each step adds the same
+ * lanes in the same order as hsum16 and hsum8, two to eight tokens per
+ * instruction, so every sum is bit for bit the scalar one. */
+INLINE void finish8(const __m512 *v, const float *ex, float *out, size_t os)
+{
+    __m512 x[4], s[2];
+    for (int p = 0; p < 4; p++) /* halves of 256: [x_2p | x_2p+1], x_t = lo(v_t) + hi(v_t) */
+        x[p] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], 0xee));
+    for (int h = 0; h < 2; h++) /* quarters: [s_4h | ... | s_4h+3], s_t = lo(x_t) + hi(x_t) */
+        s[h] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * h], x[2 * h + 1], 0x88),
+                             _mm512_shuffle_f32x4(x[2 * h], x[2 * h + 1], 0xdd));
+    /* In 128-bit lane k: s_k and s_k+4 folded like movehl, then like movehdup. */
+    __m512 f =
+        _mm512_add_ps(_mm512_shuffle_ps(s[0], s[1], 0x44), _mm512_shuffle_ps(s[0], s[1], 0xee));
+    __m512 r = _mm512_add_ps(f, _mm512_movehdup_ps(f));
+    const __m512i at = _mm512_set_epi32(7, 7, 7, 3, 6, 6, 6, 2, 5, 5, 5, 1, 4, 4, 4, 0);
+    r = _mm512_add_ps(r, _mm512_permutexvar_ps(at, _mm512_castps256_ps512(_mm256_loadu_ps(ex))));
+    /* Token k in lane 4k, token k + 4 in lane 4k + 2. */
+    __m128 q[4] = {_mm512_castps512_ps128(r), _mm512_extractf32x4_ps(r, 1),
+                   _mm512_extractf32x4_ps(r, 2), _mm512_extractf32x4_ps(r, 3)};
+    for (int k = 0; k < 4; k++) {
+        _mm_store_ss(out + k * os, q[k]);
+        _mm_store_ss(out + (k + 4) * os, _mm_movehl_ps(q[k], q[k]));
+    }
+}
+
 INLINE void finish_row(int nt, const __m512 *acc0, const __m512 *acc1, const float *ex, float *out,
                        size_t os)
 {
+    if (nt == 8) {
+        __m512 v[8];
+        for (int t = 0; t < 8; t++)
+            v[t] = _mm512_add_ps(acc0[t], acc1[t]);
+        finish8(v, ex, out, os);
+        return;
+    }
     for (int t = 0; t < nt; t++)
         out[t * os] = hsum16(_mm512_add_ps(acc0[t], acc1[t])) + ex[t];
 }
@@ -390,6 +425,207 @@ LEGACY(q5_0, K_Q5_0, prep_q8_0)
 LEGACY(iq4_nl, K_IQ4_NL, prep_q8_0)
 LEGACY(q4_1, K_Q4_1, prep_q8_1)
 LEGACY(q5_1, K_Q5_1, prep_q8_1)
+
+/* ---- Signed 32-element types, gemm over an unsigned activation tile ----
+ *
+ * vpdpbusd multiplies unsigned by signed bytes, so legacy_pair feeds it |w|
+ * and a with w's sign, one masked subtract per token. Here the tile holds
+ * each activation as a + 128 (a is in [-127, 127], so in [1, 255]) and the
+ * accumulator starts at -128 * (sum of the lane's four w), once per pair of
+ * weight blocks: sum (a + 128) w - 128 sum w = sum a w, the same exact
+ * integers (|any partial sum| < 2^18; w = -128 included). The tile also
+ * holds each pair's activation scales as the 16 floats two_scales gives,
+ * so the f32 steps are legacy_pair's, operand for operand. */
+
+enum {
+    PAIR_BYTES = 128,      /* per token and pair of blocks: 64 bytes of a + 128, 16 scales */
+    TILE_BYTES = 65536,    /* the tile, on the stack: 8 tokens of 128 blocks, 4 of 256 */
+    CHUNK_BYTES = 1 << 19, /* weight rows per tile preparation: about half of L2 */
+};
+
+/* nt activation rows of nb Q8_0 blocks into the tile, row t at t * np *
+ * PAIR_BYTES (np pairs). An odd last block has zeros above it: bytes 128
+ * (a = 0) and scales 0, as two_scales(d, 0). */
+INLINE void tile_prep(const uint8_t *a, size_t arb, int nt, size_t nb, uint8_t *tile)
+{
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int t = 0; t < nt; t++) {
+        const struct quant_block_q8_0 *y = (const struct quant_block_q8_0 *)(a + t * arb);
+        uint8_t *dst = tile + (size_t)t * ((nb + 1) / 2) * PAIR_BYTES;
+        for (size_t i = 0; i < nb; i += 2, dst += PAIR_BYTES) {
+            bool two = i + 1 < nb;
+            __m256i hi = two ? load256(y[i + 1].qs) : _mm256_setzero_si256();
+            _mm512_store_si512(dst, _mm512_xor_si512(join(load256(y[i].qs), hi), bias));
+            _mm512_store_ps(dst + 64, two_scales(f16(y[i].d), two ? f16(y[i + 1].d) : 0.0f));
+        }
+    }
+}
+
+/* two_scales of the F16 d that starts blocks b0 and b1 (0 without b1),
+ * with one conversion and one permute. */
+INLINE __m512 two_scales_f16(const uint8_t *b0, const uint8_t *b1)
+{
+    uint16_t h0, h1 = 0;
+    memcpy(&h0, b0, sizeof(h0));
+    if (b1)
+        memcpy(&h1, b1, sizeof(h1));
+    __m128 v = _mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(h0), h1, 1));
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
+}
+
+/* The nibbles of two legacy blocks as bytes, 16 per 128-bit lane: low
+ * then high ones of qs0, then of qs1 (nibbles32 of each, joined). */
+INLINE __m512i nibbles64(const uint8_t *qs0, const uint8_t *qs1)
+{
+    __m512i v = join(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs0)),
+                     _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs1)));
+    v = _mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4);
+    return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
+}
+
+/* join(legacy_decode(b0), legacy_decode(b1)) for a signed kind, each step
+ * on both blocks at once. */
+INLINE __m512i signed_decode2(int kind, const uint8_t *b0, const uint8_t *b1)
+{
+    switch (kind) {
+    case K_Q8_0:
+        return join(load256(((const struct quant_block_q8_0 *)b0)->qs),
+                    load256(((const struct quant_block_q8_0 *)b1)->qs));
+    case K_Q4_0:
+        return _mm512_sub_epi8(nibbles64(((const struct quant_block_q4_0 *)b0)->qs,
+                                         ((const struct quant_block_q4_0 *)b1)->qs),
+                               _mm512_set1_epi8(8));
+    case K_Q5_0: {
+        const struct quant_block_q5_0 *x0 = (const void *)b0, *x1 = (const void *)b1;
+        uint32_t h0, h1;
+        memcpy(&h0, x0->qh, sizeof(h0));
+        memcpy(&h1, x1->qh, sizeof(h1));
+        __m512i hb = _mm512_maskz_mov_epi8((__mmask64)h1 << 32 | h0, _mm512_set1_epi8(0x10));
+        __m512i q = _mm512_or_si512(nibbles64(x0->qs, x1->qs), hb);
+        return _mm512_sub_epi8(q, _mm512_set1_epi8(16));
+    }
+    default: {
+        __m512i values =
+            _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)quant_iq4nl_values));
+        return _mm512_shuffle_epi8(values, nibbles64(((const struct quant_block_iq4_nl *)b0)->qs,
+                                                     ((const struct quant_block_iq4_nl *)b1)->qs));
+    }
+    }
+}
+
+/* legacy_pair for a signed kind against the tile (pair of blocks i, i + 1
+ * at p, tokens ts bytes apart). The blocks of these kinds start with d. */
+INLINE void signed_pair(int kind, bool two, const uint8_t *w, const uint8_t *p, size_t ts, size_t i,
+                        int nt, __m512 *acc)
+{
+    const uint8_t *b0 = w + i * kind_bytes(kind), *b1 = two ? b0 + kind_bytes(kind) : NULL;
+    float unused;
+    __m512i q = two ? signed_decode2(kind, b0, b1)
+                    : _mm512_zextsi256_si512(legacy_decode(kind, b0, &unused, &unused));
+    __m512i corr = _mm512_sub_epi32(
+        _mm512_setzero_si512(),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), q));
+    __m512 wsc = two_scales_f16(b0, b1);
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *pt = p + t * ts;
+        __m512i s = _mm512_dpbusd_epi32(corr, _mm512_load_si512(pt), q);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(wsc, _mm512_load_ps(pt + 64)),
+                                 acc[t]);
+    }
+}
+
+/* The LEGACY row loop on the tile: the same pairs into the same
+ * accumulators, and the same + 0 at the end (ex), as legacy_row1. */
+INLINE void signed_row(int kind, size_t nb, const uint8_t *w, const uint8_t *tile, int nt,
+                       float *out, size_t os)
+{
+    const size_t ts = (nb + 1) / 2 * PAIR_BYTES;
+    __m512 acc0[TOKENS], acc1[TOKENS];
+    float ex[TOKENS];
+    for (int t = 0; t < nt; t++) {
+        acc0[t] = acc1[t] = _mm512_setzero_ps();
+        ex[t] = 0;
+    }
+    size_t i = 0;
+    for (; i + 4 <= nb; i += 4) { /* hot */
+        signed_pair(kind, true, w, tile + i / 2 * PAIR_BYTES, ts, i, nt, acc0);
+        signed_pair(kind, true, w, tile + (i / 2 + 1) * PAIR_BYTES, ts, i + 2, nt, acc1);
+    }
+    if (i + 2 <= nb) {
+        signed_pair(kind, true, w, tile + i / 2 * PAIR_BYTES, ts, i, nt, acc0);
+        i += 2;
+    }
+    if (i < nb)
+        signed_pair(kind, false, w, tile + i / 2 * PAIR_BYTES, ts, i, nt, acc1);
+    finish_row(nt, acc0, acc1, ex, out, os);
+}
+
+#define SIGNED_ROWS(KIND, N)                                                                       \
+    for (size_t r = rc; r < re; r++)                                                               \
+        signed_row(KIND, nb, wb + r * wrb, tile, N, out + t * os + r, os);
+
+/* Rows in chunks of about CHUNK_BYTES (they stay in L2), each chunk
+ * against every group of tokens, prepared once per chunk: preparing per
+ * ROWS rows cost 10 %. A group is TOKENS tokens, fewer when the rows are
+ * too long for the tile; LEGACY's gemm takes rows too long for 4. A lone
+ * token takes legacy_row1, as vec_dot does. */
+#define SIGNED_GEMM(name, KIND)                                                                    \
+    static void name##_gemm_tile(size_t k, const void *w, size_t wrb, size_t r0, size_t r1,        \
+                                 const void *a, size_t arb, size_t m, float *out, size_t os)       \
+    {                                                                                              \
+        size_t nb = k / QUANT_QK, fit = TILE_BYTES / ((nb + 1) / 2 * PAIR_BYTES);                  \
+        size_t group = fit < TOKENS ? fit : TOKENS;                                                \
+        if (m == 1 || group < TOKENS / 2) {                                                        \
+            name##_gemm(k, w, wrb, r0, r1, a, arb, m, out, os);                                    \
+            return;                                                                                \
+        }                                                                                          \
+        const uint8_t *wb = w, *ab = a;                                                            \
+        _Alignas(64) uint8_t tile[TILE_BYTES];                                                     \
+        size_t chunk = CHUNK_BYTES / wrb > ROWS ? CHUNK_BYTES / wrb : ROWS;                        \
+        for (size_t rc = r0; rc < r1; rc += chunk) {                                               \
+            size_t re = r1 - rc > chunk ? rc + chunk : r1;                                         \
+            for (size_t t = 0; t < m; t += group) {                                                \
+                const uint8_t *at = ab + t * arb;                                                  \
+                int nt = m - t < group ? (int)(m - t) : (int)group;                                \
+                if (nt == 1) {                                                                     \
+                    for (size_t r = rc; r < re; r++)                                               \
+                        out[t * os + r] = legacy_row1(KIND, nb, wb + r * wrb, at);                 \
+                    continue;                                                                      \
+                }                                                                                  \
+                tile_prep(at, arb, nt, nb, tile);                                                  \
+                switch (nt) {                                                                      \
+                case 8:                                                                            \
+                    SIGNED_ROWS(KIND, 8)                                                           \
+                    break;                                                                         \
+                case 7:                                                                            \
+                    SIGNED_ROWS(KIND, 7)                                                           \
+                    break;                                                                         \
+                case 6:                                                                            \
+                    SIGNED_ROWS(KIND, 6)                                                           \
+                    break;                                                                         \
+                case 5:                                                                            \
+                    SIGNED_ROWS(KIND, 5)                                                           \
+                    break;                                                                         \
+                case 4:                                                                            \
+                    SIGNED_ROWS(KIND, 4)                                                           \
+                    break;                                                                         \
+                case 3:                                                                            \
+                    SIGNED_ROWS(KIND, 3)                                                           \
+                    break;                                                                         \
+                default:                                                                           \
+                    SIGNED_ROWS(KIND, 2)                                                           \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+SIGNED_GEMM(q8_0, K_Q8_0)
+SIGNED_GEMM(q4_0, K_Q4_0)
+SIGNED_GEMM(q5_0, K_Q5_0)
+SIGNED_GEMM(iq4_nl, K_IQ4_NL)
 
 /* ---- K-quants: one super-block at a time ---- */
 
@@ -626,20 +862,27 @@ KQUANT(q6_k, 0, Q6_K_ROW1)
 
 /* ---- The table: conversions come from quant_avx2.c or quant_ref.c ---- */
 
-#define WEIGHT(T, t, DOT, blk, bytes, to)                                                          \
-    [ENGINE_TYPE_##                                                                                \
-        T] = {ENGINE_TYPE_##T, ENGINE_TYPE_##DOT, blk, bytes, QUANT_LEVEL_AVX512, to, NULL,        \
-              t##_vec_dot,     t##_gemm}
+#define WEIGHT_GEMM(T, t, DOT, blk, bytes, to, gemm)                                               \
+    [ENGINE_TYPE_##T] = {ENGINE_TYPE_##T,                                                          \
+                         ENGINE_TYPE_##DOT,                                                        \
+                         blk,                                                                      \
+                         bytes,                                                                    \
+                         QUANT_LEVEL_AVX512,                                                       \
+                         to,                                                                       \
+                         NULL,                                                                     \
+                         t##_vec_dot,                                                              \
+                         gemm}
+#define WEIGHT(T, t, DOT, blk, bytes, to) WEIGHT_GEMM(T, t, DOT, blk, bytes, to, t##_gemm)
 
 const struct quant_type quant_table_avx512[ENGINE_TYPE_COUNT] = {
     [ENGINE_TYPE_Q8_0] = {ENGINE_TYPE_Q8_0, ENGINE_TYPE_Q8_0, 32, 34, QUANT_LEVEL_AVX512,
                           quant_q8_0_to_f32_avx2, quant_q8_0_from_f32_avx2, q8_0_vec_dot,
-                          q8_0_gemm},
-    WEIGHT(Q4_0, q4_0, Q8_0, 32, 18, quant_q4_0_to_f32_avx2),
+                          q8_0_gemm_tile},
+    WEIGHT_GEMM(Q4_0, q4_0, Q8_0, 32, 18, quant_q4_0_to_f32_avx2, q4_0_gemm_tile),
     WEIGHT(Q4_1, q4_1, Q8_1, 32, 20, quant_q4_1_to_f32_ref),
-    WEIGHT(Q5_0, q5_0, Q8_0, 32, 22, quant_q5_0_to_f32_ref),
+    WEIGHT_GEMM(Q5_0, q5_0, Q8_0, 32, 22, quant_q5_0_to_f32_ref, q5_0_gemm_tile),
     WEIGHT(Q5_1, q5_1, Q8_1, 32, 24, quant_q5_1_to_f32_ref),
-    WEIGHT(IQ4_NL, iq4_nl, Q8_0, 32, 18, quant_iq4_nl_to_f32_ref),
+    WEIGHT_GEMM(IQ4_NL, iq4_nl, Q8_0, 32, 18, quant_iq4_nl_to_f32_ref, iq4_nl_gemm_tile),
     WEIGHT(Q4_K, q4_k, Q8_K, 256, 144, quant_q4_k_to_f32_avx2),
     WEIGHT(Q5_K, q5_k, Q8_K, 256, 176, quant_q5_k_to_f32_ref),
     WEIGHT(Q6_K, q6_k, Q8_K, 256, 210, quant_q6_k_to_f32_avx2),

@@ -353,6 +353,130 @@ static void test_type_kernels(enum engine_type t, enum quant_level cpu)
     }
 }
 
+/* ---- Signed 32-element types at their extremes ----
+ *
+ * The AVX-512 gemm of Q8_0, Q4_0, Q5_0 and IQ4_NL feeds vpdpbusd a + 128
+ * and starts each sum at -128 * sum(w); vec_dot keeps the sign trick. Here
+ * every scale is 1 and the quants sit at the ends of their ranges (w =
+ * -128 and 127, a = -127 and 127), sparse enough that no partial sum
+ * reaches 2^24: every level's gemm and vec_dot must give the exact integer
+ * dot product, for row counts across the weight chunks, token counts
+ * across the groups and their tails, and rows long enough for the
+ * smaller token groups and for the fallback without a tile. */
+
+/* Quant j of a signed weight block: code 0 is the type's lowest level,
+ * 1 its highest, 2 the level nearest zero. */
+static void put_signed_weight(enum engine_type t, uint8_t *b, int j, int code)
+{
+    switch (t) {
+    case ENGINE_TYPE_Q8_0: {
+        static const int8_t v[3] = {-128, 127, 0};
+        ((struct quant_block_q8_0 *)b)->qs[j] = v[code];
+        break;
+    }
+    case ENGINE_TYPE_Q5_0: {
+        static const uint8_t v[3] = {0, 31, 16};
+        struct quant_block_q5_0 *x = (void *)b;
+        uint8_t *nib = &x->qs[j % 16];
+        *nib = j < 16 ? (uint8_t)((*nib & 0xf0) | (v[code] & 15))
+                      : (uint8_t)((*nib & 0x0f) | (v[code] & 15) << 4);
+        x->qh[j / 8] = (uint8_t)((x->qh[j / 8] & ~(1u << (j % 8))) | (v[code] >> 4) << (j % 8));
+        break;
+    }
+    default: { /* Q4_0 (-8, 7, 0) and IQ4_NL (-127, 113, 1): nibbles alike */
+        static const uint8_t v[3] = {0, 15, 8};
+        uint8_t *nib = b + 2 + j % 16;
+        *nib =
+            j < 16 ? (uint8_t)((*nib & 0xf0) | v[code]) : (uint8_t)((*nib & 0x0f) | v[code] << 4);
+        break;
+    }
+    }
+}
+
+static void test_signed_extremes(enum quant_level cpu)
+{
+    static const enum engine_type types[] = {ENGINE_TYPE_Q8_0, ENGINE_TYPE_Q4_0, ENGINE_TYPE_Q5_0,
+                                             ENGINE_TYPE_IQ4_NL};
+    /* 140 and 230 blocks: AVX-512 tiles of 7 and 4 tokens; 300: no tile. */
+    static const size_t blocks[] = {1, 2, 3, 5, 17, 140, 230, 300};
+    static const int counts[] = {1, 2, 3, 8, 9, 12, 17};
+    enum { ROWS = 72, R0 = 1, TOKENS = 17 };
+    const uint16_t one = 0x3c00; /* F16 1.0 */
+    for (size_t ti = 0; ti < SHOAL_ARRAY_LEN(types); ti++) {
+        enum engine_type t = types[ti];
+        const struct quant_type *r = ref_of(t);
+        for (size_t bi = 0; bi < SHOAL_ARRAY_LEN(blocks); bi++) {
+            size_t nb = blocks[bi], n = nb * QUANT_QK, wrb = nb * r->block_bytes;
+            size_t arb = nb * sizeof(struct quant_block_q8_0);
+            uint8_t *w = xmalloc(ROWS * wrb);
+            struct quant_block_q8_0 *a = xmalloc(TOKENS * arb);
+            float *wf = xmalloc(n * sizeof(float));
+            double *exact = xmalloc(ROWS * TOKENS * sizeof(double));
+            memset(w, 0, ROWS * wrb);
+            for (size_t i = 0; i < ROWS * nb; i++) {
+                uint8_t *b = w + i * r->block_bytes;
+                memcpy(b, &one, sizeof(one));
+                for (int j = 0; j < QUANT_QK; j++) {
+                    int code = (int)(rnd() % 8); /* mostly the lowest level: w = -128 */
+                    put_signed_weight(t, b, j, code < 5 ? 0 : code < 7 ? 1 : 2);
+                }
+            }
+            /* Nonzero activations with probability p keep sum |w a| under
+             * 10.5M of the 16.8M allowed (all of them up to 17 blocks). */
+            double p = 0x1.4p23 / ((double)n * 128 * 127);
+            for (size_t i = 0; i < TOKENS * nb; i++) {
+                a[i].d = one;
+                for (int j = 0; j < QUANT_QK; j++)
+                    a[i].qs[j] = (int8_t)(unif() >= p ? 0 : rnd() & 1 ? 127 : -127);
+            }
+            for (int row = 0; row < ROWS; row++) {
+                r->to_f32(w + row * wrb, wf, n);
+                for (int tok = 0; tok < TOKENS; tok++) {
+                    const struct quant_block_q8_0 *y = a + tok * nb;
+                    int64_t sum = 0, mag = 0;
+                    for (size_t e = 0; e < n; e++) {
+                        int64_t v = (int64_t)wf[e] * y[e / QUANT_QK].qs[e % QUANT_QK];
+                        sum += v;
+                        mag += v < 0 ? -v : v;
+                    }
+                    CHECK(mag < (int64_t)1 << 24); /* the construction, not the kernels */
+                    exact[row * TOKENS + tok] = (double)sum;
+                }
+            }
+            for (int level = 0; level <= (int)cpu; level++) {
+                const struct quant_type *q = quant_type_get(t, (enum quant_level)level);
+                if (!q || !q->vec_dot || !q->gemm)
+                    continue;
+                for (int row = R0; row < ROWS; row++)
+                    for (int tok = 0; tok < TOKENS; tok++) {
+                        float vd = q->vec_dot(n, w + row * wrb, (const uint8_t *)a + tok * arb);
+                        CHECK(vd == exact[row * TOKENS + tok]);
+                    }
+                for (size_t ci = 0; ci < SHOAL_ARRAY_LEN(counts); ci++) {
+                    int m = counts[ci];
+                    float out[TOKENS * ROWS];
+                    q->gemm(n, w, wrb, R0, ROWS, a, arb, (size_t)m, out, ROWS);
+                    int bad = 0;
+                    for (int tok = 0; tok < m; tok++)
+                        for (int row = R0; row < ROWS; row++)
+                            if ((double)out[tok * ROWS + row] != exact[row * TOKENS + tok] &&
+                                bad++ == 0)
+                                fprintf(stderr,
+                                        "  %s %s blocks=%zu m=%d row %d tok %d: gemm %.9g, "
+                                        "exact %.9g\n",
+                                        engine_type_name(t), quant_level_name(q->level), nb, m, row,
+                                        tok, out[tok * ROWS + row], exact[row * TOKENS + tok]);
+                    CHECK(bad == 0);
+                }
+            }
+            free(w);
+            free(a);
+            free(wf);
+            free(exact);
+        }
+    }
+}
+
 /* ---- Conversions bit-exact between levels ---- */
 
 static void test_f16_bf16(enum quant_level cpu)
@@ -934,6 +1058,7 @@ int main(int argc, char **argv)
     test_quantizers(cpu);
     for (size_t i = 0; i < SHOAL_ARRAY_LEN(weight_types); i++)
         test_type_kernels(weight_types[i], cpu);
+    test_signed_extremes(cpu);
     fprintf(stderr, "worst |error| / sum|w a|: ref vs oracle, levels vs ref\n");
     for (size_t i = 0; i < SHOAL_ARRAY_LEN(weight_types); i++) {
         enum engine_type t = weight_types[i];
