@@ -58,7 +58,6 @@ struct local_engine {
     int efd;
     struct event *ev;
     struct local_run *live; /* every run not yet done (loop) */
-    unsigned queued;        /* runs submitted, done() not yet called (loop) */
     struct resident *models; /* engine thread */
     uint64_t memory_budget;  /* 0: none */
     /* What is loaded, published by the engine thread for /v1/models and
@@ -641,10 +640,10 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
         return;
     le->sweep.run = sweep_run;
     le->sweep.done = sweep_done;
+    /* A full queue is full of calls: each sweeps as it starts, and the
+     * timer is armed again when one ends. */
     if (workq_submit(le->q, &le->sweep) == SHOAL_OK)
         le->sweep_queued = true;
-    else
-        arm_sweep(le); /* the queue is full of calls; they sweep as they start */
 }
 
 /* Wake up when the next loaded model's keep_alive runs out. Loop. */
@@ -734,7 +733,6 @@ static void job_done(struct workq_job *job, bool cancelled)
 {
     struct local_run *r = (struct local_run *)job;
     struct local_engine *le = r->le;
-    le->queued--;
     /* Off the ready list before it is freed, text first. */
     pthread_mutex_lock(&le->mu);
     if (r->in_ready) {
@@ -850,9 +848,6 @@ enum shoal_err local_run_start(struct local_engine *le, const struct config_mode
 {
     if (m->provider != CONFIG_PROVIDER_LOCAL || !m->path)
         return shoal_diag_set(d, SHOAL_ERR_INVALID, "model %s is not a local model", m->name);
-    if (le->queued >= le->queue)
-        return shoal_diag_set(d, SHOAL_ERR_BUSY, "the engine has %u calls waiting; retry later",
-                              le->queued);
     const cJSON *kw = cJSON_GetObjectItemCaseSensitive(chat_request, "chat_template_kwargs");
     if (kw && !cJSON_IsNull(kw) && !cJSON_IsObject(kw))
         return shoal_diag_set(d, SHOAL_ERR_INVALID, "$.chat_template_kwargs: expected an object");
@@ -905,7 +900,6 @@ enum shoal_err local_run_start(struct local_engine *le, const struct config_mode
         shoal_diag_set(d, e, "the engine's queue is full; retry later");
         goto fail;
     }
-    le->queued++;
     r->next = le->live;
     if (le->live)
         le->live->prev = r;

@@ -646,6 +646,36 @@ class LocalLifecycle(unittest.TestCase):
         self.assertEqual(self.ask(d, "now").status, 200)
         self.assertFalse(self.models(d)["now"]["loaded"])
 
+    def test_queue_full(self):
+        """engine.queue: 1 lets one call wait behind the running one; a third
+        is refused at once with 503 unavailable, and the first two finish."""
+        d = self.daemon("""engine:
+  queue: 1
+models:
+  rnd:
+    provider: local
+    path: %s
+""" % RANDOM)
+        body = {"model": "rnd", "messages": MSG_A, "temperature": 0, "max_tokens": 1500}
+        results = {}
+
+        def call(k):
+            results[k] = post_json(d.sock, CHAT, body, 120)
+
+        threads = [threading.Thread(target=call, args=(k,)) for k in range(2)]
+        threads[0].start()
+        time.sleep(0.3)  # the first is running (random weights never stop early)
+        threads[1].start()
+        time.sleep(0.3)  # the second waits in the queue
+        r = post_json(d.sock, CHAT, body, 60)
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["error"]["type"], "unavailable")
+        self.assertIn("retry", r.json()["error"]["message"])
+        for t in threads:
+            t.join(120)
+        self.assertEqual([results[k].status for k in range(2)], [200, 200])
+        self.assertEqual(content(results[0].json()), content(results[1].json()))
+
     def test_memory_budget(self):
         cfg = """models:
   st:
