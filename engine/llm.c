@@ -433,16 +433,14 @@ static void mm_run(void *arg, unsigned ith, unsigned nth)
             hi = m->r_end;
         if (r0 < base + m->r_end && lo < hi) {
             const struct quant_type *qt = m->w->qt;
-            if (m->m == 1) {
-                /* One token (generation): the row kernel; the gemm tile
-                 * is built for groups of tokens. Same bits either way. */
+            if (m->m == 1 && qt->level == QUANT_LEVEL_REF) {
+                /* One token (generation) on the reference: rows are short
+                 * (a few hundred bytes) and each ends in a reduction, so
+                 * the hardware prefetcher falls behind; ask for the row
+                 * after next. The SIMD gemm streams its rows itself. */
                 const uint8_t *w = (const uint8_t *)m->w->data;
                 size_t rb = m->w->row_bytes;
                 for (size_t r = lo; r < hi; r++) {
-                    /* Rows are short (a few hundred bytes) and each ends in a
-                     * reduction, so the hardware prefetcher falls behind:
-                     * asking for the row after next doubles the bandwidth
-                     * one core gets from DRAM (8.6 -> 15.7 GB/s for Q8_0). */
                     if (r + 2 < hi)
                         for (size_t o = 0; o < rb; o += 64)
                             __builtin_prefetch(w + (r + 2) * rb + o);

@@ -134,7 +134,9 @@ typedef float (*quant_vec_dot_fn)(size_t n, const void *w, const void *a);
  * w_row_bytes, activation row t at a + t * a_row_bytes; both hold k
  * elements (a multiple of block_elems). Hot: the SIMD versions decode each
  * weight block once per group of tokens and keep a tile of rows in L1
- * while they walk the tokens. */
+ * while they walk the tokens. With m == 1 (generation) they instead walk
+ * a few rows side by side, each in its own accumulators, and prefetch the
+ * weights ahead of them: call it once over a thread's whole row range. */
 typedef void (*quant_gemm_fn)(size_t k, const void *w, size_t w_row_bytes, size_t r0, size_t r1,
                               const void *a, size_t a_row_bytes, size_t m, float *out,
                               size_t out_stride);
@@ -156,8 +158,9 @@ enum quant_level {
  * inside a block are exact at every level; levels differ only in the
  * order of f32 accumulation. Within one entry, gemm gives bit for bit what
  * vec_dot gives for each (row, token): a token's result does not depend
- * on how many tokens share the tile. The functions are pure (no state):
- * any thread. */
+ * on how many tokens share the tile, nor a row's on which rows share its
+ * pass (m == 1 included). The functions are pure (no state; gemm's
+ * prefetches are hints): any thread. */
 struct quant_type {
     enum engine_type type;
     enum engine_type dot_type; /* what activations must be converted to for vec_dot/gemm */

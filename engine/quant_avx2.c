@@ -95,6 +95,52 @@ INLINE __m256i scale_pair(__m256i sc, int g)
  * cap floats); a row then reads das instead of converting at each use,
  * with the same products bit for bit. */
 
+/* gemm with one token (generation) goes to NAME_gen, which walks the
+ * rows GEN at a time through NAME_rows(nr, nb, w, wrb, a, out): rows w +
+ * r * wrb for r < nr (a constant at each call) against the one activation
+ * row a, out[r]. Each row keeps the accumulators, order and final sum of
+ * NAME_row with one token, so the results are vec_dot's bit for bit; the
+ * rows' independent chains and weight streams overlap. */
+
+enum {
+    GEN = 4,          /* rows per step of NAME_gen; NAME_gen's tail assumes 4 */
+    GEN_AHEAD = 8192, /* bytes NAME_rows prefetches ahead of each row it reads */
+};
+
+/* The weights stream from memory once per token, in rows too short for
+ * the hardware prefetcher to keep up with: NAME_rows asks for the bytes
+ * GEN_AHEAD past the ones it is about to read, into L2, a step of each
+ * row at a time (see quant_avx512.c). */
+INLINE void gen_prefetch(const uint8_t *p, size_t bytes)
+{
+    uintptr_t at = (uintptr_t)p + GEN_AHEAD; /* may be past the matrix: a prefetch never faults */
+    for (size_t o = 0; o < bytes; o += 64)
+        _mm_prefetch((const char *)(at + o), _MM_HINT_T1);
+}
+
+#define DEFINE_GEN(name)                                                                           \
+    static __attribute__((noinline)) void name##_gen(size_t nb, const uint8_t *w, size_t wrb,      \
+                                                     size_t r0, size_t r1, const uint8_t *a,       \
+                                                     float *out)                                   \
+    {                                                                                              \
+        size_t r = r0;                                                                             \
+        for (; r + GEN <= r1; r += GEN) /* hot */                                                  \
+            name##_rows(GEN, nb, w + r * wrb, wrb, a, out + r);                                    \
+        switch (r1 - r) {                                                                          \
+        case 3:                                                                                    \
+            name##_rows(3, nb, w + r * wrb, wrb, a, out + r);                                      \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            name##_rows(2, nb, w + r * wrb, wrb, a, out + r);                                      \
+            break;                                                                                 \
+        case 1:                                                                                    \
+            name##_rows(1, nb, w + r * wrb, wrb, a, out + r);                                      \
+            break;                                                                                 \
+        default:                                                                                   \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
 #define DEFINE_KERNELS(name, QK, PREP, NPREP)                                                      \
     static float name##_vec_dot(size_t n, const void *w, const void *a)                            \
     {                                                                                              \
@@ -107,6 +153,10 @@ INLINE __m256i scale_pair(__m256i sc, int g)
     {                                                                                              \
         const uint8_t *wb = w, *ab = a;                                                            \
         size_t nb = k / (QK);                                                                      \
+        if (m == 1) {                                                                              \
+            name##_gen(nb, wb, wrb, r0, r1, ab, out);                                              \
+            return;                                                                                \
+        }                                                                                          \
         float das[NPREP];                                                                          \
         for (size_t rc = r0; rc < r1; rc += ROWS) {                                                \
             size_t re = rc + ROWS < r1 ? rc + ROWS : r1, t = 0;                                    \
@@ -177,10 +227,10 @@ INLINE bool prep_q8_1(const uint8_t *a, size_t arb, int nt, size_t nb, float *da
 #define PREP_FLOATS 8192
 
 /* Row over BLOCK(w, a, arb, das, nb, i, nt, acc, ex), which adds block
- * i's products to acc[t] (vector) and ex[t] (scalar). Even and odd blocks
- * go to two accumulator sets so that consecutive blocks do not wait on
- * each other. */
-#define DEFINE_BLOCK_ROW(name, BLOCK)                                                              \
+ * i's products to acc[t] (vector) and ex[t] (scalar); blocks are WB
+ * bytes. Even and odd blocks go to two accumulator sets so that
+ * consecutive blocks do not wait on each other. */
+#define DEFINE_BLOCK_ROW(name, BLOCK, WB)                                                          \
     INLINE void name##_row(size_t nb, const uint8_t *w, const uint8_t *a, size_t arb,              \
                            const float *das, int nt, float *out, size_t os)                        \
     {                                                                                              \
@@ -199,7 +249,36 @@ INLINE bool prep_q8_1(const uint8_t *a, size_t arb, int nt, size_t nb, float *da
             BLOCK(w, a, arb, das, nb, i, nt, acc0, ex);                                            \
         for (int t = 0; t < nt; t++)                                                               \
             out[t * os] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + ex[t];                           \
-    }
+    }                                                                                              \
+    /* NAME_row's loop for one token over nr rows of WB-byte blocks. */                            \
+    INLINE void name##_rows(int nr, size_t nb, const uint8_t *w, size_t wrb, const uint8_t *a,     \
+                            float *out)                                                            \
+    {                                                                                              \
+        __m256 acc0[GEN], acc1[GEN];                                                               \
+        float ex[GEN];                                                                             \
+        for (int r = 0; r < nr; r++) {                                                             \
+            acc0[r] = acc1[r] = _mm256_setzero_ps();                                               \
+            ex[r] = 0;                                                                             \
+        }                                                                                          \
+        size_t i = 0;                                                                              \
+        for (; i + 2 <= nb; i += 2) { /* hot */                                                    \
+            _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                   \
+                gen_prefetch(w + r * wrb + i * (WB), 2 * (WB));                                    \
+            _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                   \
+                BLOCK(w + r * wrb, a, 0, NULL, nb, i, 1, &acc0[r], &ex[r]);                        \
+            _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                   \
+                BLOCK(w + r * wrb, a, 0, NULL, nb, i + 1, 1, &acc1[r], &ex[r]);                    \
+        }                                                                                          \
+        if (i < nb) {                                                                              \
+            _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                   \
+                gen_prefetch(w + r * wrb + i * (WB), (WB));                                        \
+            _Pragma("GCC unroll 4") for (int r = 0; r < nr; r++)                                   \
+                BLOCK(w + r * wrb, a, 0, NULL, nb, i, 1, &acc0[r], &ex[r]);                        \
+        }                                                                                          \
+        for (int r = 0; r < nr; r++)                                                               \
+            out[r] = hsum(_mm256_add_ps(acc0[r], acc1[r])) + ex[r];                                \
+    }                                                                                              \
+    DEFINE_GEN(name)
 
 /* ---- Float types ---- */
 
@@ -242,11 +321,26 @@ INLINE __m256 load_bf16x8(const uint16_t *p)
         }                                                                                          \
     }
 
+/* One token over rows of k floats-or-halves: row by row, prefetching. */
+#define DEFINE_FLOAT_GEN(name, T)                                                                  \
+    INLINE void name##_rows(int nr, size_t k, const uint8_t *w, size_t wrb, const uint8_t *a,      \
+                            float *out)                                                            \
+    {                                                                                              \
+        for (int r = 0; r < nr; r++) {                                                             \
+            gen_prefetch(w + r * wrb, k * sizeof(T));                                              \
+            name##_row(k, w + r * wrb, a, 0, NULL, 1, out + r, 0);                                 \
+        }                                                                                          \
+    }                                                                                              \
+    DEFINE_GEN(name)
+
 #define F32_LOAD8(p)  _mm256_loadu_ps(p)
 #define F32_SCALAR(v) (v)
 DEFINE_FLOAT_ROW(f32, float, F32_LOAD8, F32_SCALAR)
 DEFINE_FLOAT_ROW(f16, uint16_t, load_f16x8, f16)
 DEFINE_FLOAT_ROW(bf16, uint16_t, load_bf16x8, quant_bf16_to_f32)
+DEFINE_FLOAT_GEN(f32, float)
+DEFINE_FLOAT_GEN(f16, uint16_t)
+DEFINE_FLOAT_GEN(bf16, uint16_t)
 DEFINE_KERNELS(f32, 1, no_prep, 1)
 DEFINE_KERNELS(f16, 1, no_prep, 1)
 DEFINE_KERNELS(bf16, 1, no_prep, 1)
@@ -384,7 +478,7 @@ INLINE void legacy_block(int kind, const uint8_t *w, const uint8_t *a, size_t ar
     {                                                                                              \
         legacy_block(KIND, w, a, arb, das, nb, i, nt, acc, ex);                                    \
     }                                                                                              \
-    DEFINE_BLOCK_ROW(name, name##_block)                                                           \
+    DEFINE_BLOCK_ROW(name, name##_block, kind_bytes(KIND))                                         \
     DEFINE_KERNELS(name, QUANT_QK, PREP, PREP_FLOATS)
 
 LEGACY(q8_0, K_Q8_0, prep_q8_0)
@@ -755,11 +849,11 @@ INLINE void q6_k_block(const uint8_t *w, const uint8_t *a, size_t arb, const flo
     k_finish(a, arb, i, nt, acc, f16(x->d), 0, isum, NULL);
 }
 
-DEFINE_BLOCK_ROW(q2_k, q2_k_block)
-DEFINE_BLOCK_ROW(q3_k, q3_k_block)
-DEFINE_BLOCK_ROW(q4_k, q4_k_block)
-DEFINE_BLOCK_ROW(q5_k, q5_k_block)
-DEFINE_BLOCK_ROW(q6_k, q6_k_block)
+DEFINE_BLOCK_ROW(q2_k, q2_k_block, sizeof(struct quant_block_q2_k))
+DEFINE_BLOCK_ROW(q3_k, q3_k_block, sizeof(struct quant_block_q3_k))
+DEFINE_BLOCK_ROW(q4_k, q4_k_block, sizeof(struct quant_block_q4_k))
+DEFINE_BLOCK_ROW(q5_k, q5_k_block, sizeof(struct quant_block_q5_k))
+DEFINE_BLOCK_ROW(q6_k, q6_k_block, sizeof(struct quant_block_q6_k))
 DEFINE_KERNELS(q2_k, QUANT_QK_K, no_prep, 1)
 DEFINE_KERNELS(q3_k, QUANT_QK_K, no_prep, 1)
 DEFINE_KERNELS(q4_k, QUANT_QK_K, no_prep, 1)

@@ -353,6 +353,72 @@ static void test_type_kernels(enum engine_type t, enum quant_level cpu)
     }
 }
 
+/* ---- One token through gemm (generation) ----
+ *
+ * With m == 1 the SIMD gemm walks several rows side by side, each in its
+ * own accumulators, with the activation blocks shared. Every row must
+ * still be vec_dot's bits: for every range [r0, r1) of a few rows (group
+ * tails of every length, groups starting at odd rows), row lengths with
+ * every tail of the kernels' block loops, and rows padded apart (row r at
+ * r * wrb, wrb larger than the row; rows stay aligned to their scalars).
+ * Rows outside the range and the other tokens' outputs stay untouched. */
+static void test_gen_rows(enum engine_type t, enum quant_level cpu)
+{
+    const struct quant_type *r = ref_of(t);
+    const struct quant_type *ra = ref_of(r->dot_type);
+    static const size_t blocks_q[] = {1, 2, 3, 4, 5, 6, 7, 9, 18, 28};
+    static const size_t elems_f[] = {1, 7, 16, 33, 100};
+    const size_t *sizes = is_float(t) ? elems_f : blocks_q;
+    size_t nsizes = is_float(t) ? SHOAL_ARRAY_LEN(elems_f) : SHOAL_ARRAY_LEN(blocks_q);
+    enum { ROWS = 13 };
+    const float unset = -1234.5f;
+    for (size_t si = 0; si < nsizes; si++) {
+        size_t n = is_float(t) ? sizes[si] : sizes[si] * r->block_elems;
+        size_t row = n / r->block_elems * r->block_bytes;
+        size_t arb = n / ra->block_elems * ra->block_bytes;
+        for (int padded = 0; padded <= 1; padded++) {
+            size_t wrb = row + (padded ? (t == ENGINE_TYPE_F32 ? 4 : 2) : 0);
+            uint8_t *w = xmalloc(ROWS * wrb), *a = xmalloc(arb);
+            float *x = xmalloc(n * sizeof(float));
+            memset(w, 0x5a, ROWS * wrb);
+            for (int i = 0; i < ROWS; i++)
+                make_weights(t, w + i * wrb, n);
+            make_activations(x, n);
+            ra->from_f32(x, a, n);
+            for (int level = 1; level <= (int)cpu; level++) {
+                const struct quant_type *q = quant_type_get(t, (enum quant_level)level);
+                if (!q || !q->vec_dot || !q->gemm)
+                    continue;
+                uint32_t want[ROWS];
+                for (int i = 0; i < ROWS; i++)
+                    want[i] = bits_f(q->vec_dot(n, w + i * wrb, a));
+                int bad = 0;
+                for (size_t r0 = 0; r0 < ROWS; r0++)
+                    for (size_t r1 = r0 + 1; r1 <= ROWS; r1++) {
+                        float out[2 * ROWS];
+                        for (size_t k = 0; k < SHOAL_ARRAY_LEN(out); k++)
+                            out[k] = unset;
+                        q->gemm(n, w, wrb, r0, r1, a, arb, 1, out, ROWS);
+                        for (size_t i = 0; i < 2 * ROWS; i++) {
+                            bool in = i >= r0 && i < r1;
+                            bool ok = in ? bits_f(out[i]) == want[i] : out[i] == unset;
+                            if (!ok && bad++ == 0)
+                                fprintf(stderr,
+                                        "  %s %s n=%zu wrb=%zu rows [%zu, %zu): out[%zu] %.9g, "
+                                        "vec_dot %.9g\n",
+                                        engine_type_name(t), quant_level_name(q->level), n, wrb, r0,
+                                        r1, i, out[i], in ? f_bits(want[i]) : unset);
+                        }
+                    }
+                CHECK(bad == 0);
+            }
+            free(w);
+            free(a);
+            free(x);
+        }
+    }
+}
+
 /* ---- Signed 32-element types at their extremes ----
  *
  * The AVX-512 gemm of Q8_0, Q4_0, Q5_0 and IQ4_NL feeds vpdpbusd a + 128
@@ -1058,6 +1124,8 @@ int main(int argc, char **argv)
     test_quantizers(cpu);
     for (size_t i = 0; i < SHOAL_ARRAY_LEN(weight_types); i++)
         test_type_kernels(weight_types[i], cpu);
+    for (size_t i = 0; i < SHOAL_ARRAY_LEN(weight_types); i++)
+        test_gen_rows(weight_types[i], cpu);
     test_signed_extremes(cpu);
     fprintf(stderr, "worst |error| / sum|w a|: ref vs oracle, levels vs ref\n");
     for (size_t i = 0; i < SHOAL_ARRAY_LEN(weight_types); i++) {
