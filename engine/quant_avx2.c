@@ -13,6 +13,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "quant_gen.h"
+
 #define INLINE static inline __attribute__((always_inline))
 
 enum {
@@ -94,52 +96,6 @@ INLINE __m256i scale_pair(__m256i sc, int g)
  * floats once for all the rows of a tile (false when they need more than
  * cap floats); a row then reads das instead of converting at each use,
  * with the same products bit for bit. */
-
-/* gemm with one token (generation) goes to NAME_gen, which walks the
- * rows GEN at a time through NAME_rows(nr, nb, w, wrb, a, out): rows w +
- * r * wrb for r < nr (a constant at each call) against the one activation
- * row a, out[r]. Each row keeps the accumulators, order and final sum of
- * NAME_row with one token, so the results are vec_dot's bit for bit; the
- * rows' independent chains and weight streams overlap. */
-
-enum {
-    GEN = 4,          /* rows per step of NAME_gen; NAME_gen's tail assumes 4 */
-    GEN_AHEAD = 8192, /* bytes NAME_rows prefetches ahead of each row it reads */
-};
-
-/* The weights stream from memory once per token, in rows too short for
- * the hardware prefetcher to keep up with: NAME_rows asks for the bytes
- * GEN_AHEAD past the ones it is about to read, into L2, a step of each
- * row at a time (see quant_avx512.c). */
-INLINE void gen_prefetch(const uint8_t *p, size_t bytes)
-{
-    uintptr_t at = (uintptr_t)p + GEN_AHEAD; /* may be past the matrix: a prefetch never faults */
-    for (size_t o = 0; o < bytes; o += 64)
-        _mm_prefetch((const char *)(at + o), _MM_HINT_T1);
-}
-
-#define DEFINE_GEN(name)                                                                           \
-    static __attribute__((noinline)) void name##_gen(size_t nb, const uint8_t *w, size_t wrb,      \
-                                                     size_t r0, size_t r1, const uint8_t *a,       \
-                                                     float *out)                                   \
-    {                                                                                              \
-        size_t r = r0;                                                                             \
-        for (; r + GEN <= r1; r += GEN) /* hot */                                                  \
-            name##_rows(GEN, nb, w + r * wrb, wrb, a, out + r);                                    \
-        switch (r1 - r) {                                                                          \
-        case 3:                                                                                    \
-            name##_rows(3, nb, w + r * wrb, wrb, a, out + r);                                      \
-            break;                                                                                 \
-        case 2:                                                                                    \
-            name##_rows(2, nb, w + r * wrb, wrb, a, out + r);                                      \
-            break;                                                                                 \
-        case 1:                                                                                    \
-            name##_rows(1, nb, w + r * wrb, wrb, a, out + r);                                      \
-            break;                                                                                 \
-        default:                                                                                   \
-            break;                                                                                 \
-        }                                                                                          \
-    }
 
 #define DEFINE_KERNELS(name, QK, PREP, NPREP)                                                      \
     static float name##_vec_dot(size_t n, const void *w, const void *a)                            \
