@@ -161,6 +161,11 @@ enum shoal_err shoal_parse_since(const char *s, int64_t now_us, int64_t *out);
 /* Encode code point cp (<= 0x10FFFF) as UTF-8 into out; returns 1..4. */
 size_t shoal_utf8_encode(uint32_t cp, char out[4]);
 
+/* The length (1..4) of the well-formed UTF-8 sequence at s[0..n) (RFC
+ * 3629: no overlongs, surrogates or code points past U+10FFFF), 0 when
+ * s starts with none. n >= 1. */
+size_t shoal_utf8_len(const char *s, size_t n);
+
 /* How many of the n bytes of s to keep so that at most cap remain without
  * splitting a UTF-8 sequence (a cut string stays valid text). */
 size_t shoal_utf8_cut(const char *s, size_t n, size_t cap);

@@ -46,30 +46,6 @@ static enum shoal_err token_piece(const struct engine_vocab *v, int32_t id, cons
     return *p ? SHOAL_OK : SHOAL_ERR_INVALID;
 }
 
-/* Length of the valid UTF-8 character at s[0..n), 0 if none starts there. */
-static size_t utf8_char(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* Escape a piece for one line: \n \t \r \\ and \xNN for other control and
  * invalid bytes; valid UTF-8 as is. */
 static void print_escaped(const char *p, size_t n)
@@ -77,7 +53,7 @@ static void print_escaped(const char *p, size_t n)
     const unsigned char *s = (const unsigned char *)p;
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
-        size_t l = utf8_char(s + i, n - i);
+        size_t l = shoal_utf8_len((const char *)s + i, n - i);
         if (c == '\n')
             fputs("\\n", stdout);
         else if (c == '\t')
@@ -105,7 +81,7 @@ static cJSON *json_piece(const char *p, size_t n)
     bool valid = true;
     const unsigned char *s = (const unsigned char *)p;
     for (size_t i = 0; i < n;) {
-        size_t l = utf8_char(s + i, n - i);
+        size_t l = shoal_utf8_len((const char *)s + i, n - i);
         enum shoal_err e;
         if (l == 0 || s[i] == 0) {
             /* NUL too: it would end the C string cJSON copies. */

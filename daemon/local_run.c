@@ -311,18 +311,8 @@ static char *utf8_clean(const char *s, size_t n)
     if (!out)
         return NULL;
     for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = len && i + len <= n && (len == 1 || c >= 0xC2);
-        for (size_t k = 1; ok && k < len; k++)
-            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
-        if (ok && len == 3)
-            ok = !(c == 0xE0 && (unsigned char)s[i + 1] < 0xA0) &&
-                 !(c == 0xED && (unsigned char)s[i + 1] >= 0xA0);
-        if (ok && len == 4)
-            ok = c <= 0xF4 && !(c == 0xF0 && (unsigned char)s[i + 1] < 0x90) &&
-                 !(c == 0xF4 && (unsigned char)s[i + 1] >= 0x90);
-        if (ok) {
+        size_t len = shoal_utf8_len(s + i, n - i);
+        if (len) {
             memcpy(o, s + i, len);
             o += len;
             i += len;

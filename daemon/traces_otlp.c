@@ -54,36 +54,6 @@ struct exporter {
 
 /* ---- JSON text ---- */
 
-/* Length of the valid UTF-8 sequence at p (at most left bytes), 0 when it
- * is not one (overlong, surrogate, above U+10FFFF, cut short). */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp, min;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3, cp = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (left < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* Append s[0..n) as a JSON string: at most TRACES_QUERY_STR_MAX bytes of
  * it (a cut sets x->clipped), control bytes escaped, each byte that is not
  * part of valid UTF-8 replaced by U+FFFD. NULL gives "". */
@@ -102,7 +72,7 @@ static enum shoal_err put_str(struct exporter *x, struct shoal_buf *b, const cha
     size_t run = 0, i = 0;
     while (i < keep && err == SHOAL_OK) {
         unsigned char c = p[i];
-        size_t len = utf8_seq(p + i, keep - i);
+        size_t len = shoal_utf8_len(s + i, keep - i);
         if (len && c >= 0x20 && c != '"' && c != '\\') {
             i += len;
             continue;

@@ -112,6 +112,23 @@ static void test_utf8(void)
     CHECK(memcmp(out, "\xF0\x9F\x98\x80", 4) == 0);
 
     const char *s = "a\xE2\x82\xAC" "b"; /* a € b: 5 bytes */
+    /* Well-formed sequences by RFC 3629's table; overlongs, surrogates,
+     * past U+10FFFF, stray continuations and cut sequences are not. */
+    CHECK_EQ_INT(shoal_utf8_len("a", 1), 1);
+    CHECK_EQ_INT(shoal_utf8_len("\xC3\xA9", 2), 2);
+    CHECK_EQ_INT(shoal_utf8_len("\xE2\x82\xAC", 3), 3);
+    CHECK_EQ_INT(shoal_utf8_len("\xF0\x9F\x98\x80", 4), 4);
+    CHECK_EQ_INT(shoal_utf8_len("\xF4\x8F\xBF\xBF", 4), 4);
+    CHECK_EQ_INT(shoal_utf8_len("\xC0\x80", 2), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\xC1\xBF", 2), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\xE0\x80\x80", 3), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\xED\xA0\x80", 3), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\xF0\x80\x80\x80", 4), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\xF4\x90\x80\x80", 4), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\xF5\x80\x80\x80", 4), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\x80", 1), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\xE2\x82", 2), 0);
+    CHECK_EQ_INT(shoal_utf8_len("\xE2\x28\xA1", 3), 0);
     CHECK_EQ_INT(shoal_utf8_cut(s, 5, 10), 5);
     CHECK_EQ_INT(shoal_utf8_cut(s, 5, 5), 5);
     CHECK_EQ_INT(shoal_utf8_cut(s, 5, 4), 4); /* a€ */
