@@ -106,13 +106,6 @@ struct local_run {
     struct local_run *prev, *next;
 };
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void fail(struct local_run *r, enum remote_error_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void fail(struct local_run *r, enum remote_error_kind kind, const char *fmt, ...)
@@ -219,7 +212,7 @@ static bool make_room(struct local_engine *le, const struct resident *keep, uint
 
 static struct resident *resident_get(struct local_engine *le, struct local_run *r)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = shoal_now_ms();
     for (struct resident *m = le->models; m; m = m->next)
         if (!strcmp(m->path, r->path) && m->n_ctx == r->n_ctx) {
             unload_idle(le, m, now);
@@ -339,7 +332,7 @@ static bool gen_on_text(void *arg, const char *text, size_t n)
     struct gen_ctx *g = arg;
     struct local_run *r = g->r;
     if (!r->first_text_ms)
-        r->first_text_ms = mono_ms();
+        r->first_text_ms = shoal_now_ms();
     if (shoal_buf_append(&r->text, text, n) != SHOAL_OK) {
         g->oom = true;
         return false;
@@ -585,7 +578,7 @@ out:
     engine_tokens_fini(&toks);
     /* keep_alive counts from the end of the last call: a long generation
      * must not leave its model already expired. */
-    m->last_used_ms = mono_ms();
+    m->last_used_ms = shoal_now_ms();
     if (m->keep_alive_ms == 0)
         resident_unload(le, m, "keep_alive 0");
 }
@@ -594,7 +587,7 @@ static void job_run(struct workq_job *job, unsigned worker)
 {
     (void)worker;
     struct local_run *r = (struct local_run *)job;
-    r->queue_ms = mono_ms() - r->start_ms;
+    r->queue_ms = shoal_now_ms() - r->start_ms;
     if (atomic_load(&r->cancel))
         fail(r, REMOTE_ERR_CANCELLED, "model %s: cancelled", r->name);
     else
@@ -608,7 +601,7 @@ static void sweep_run(struct workq_job *job, unsigned worker)
 {
     (void)worker;
     struct local_engine *le = (struct local_engine *)((char *)job - offsetof(struct local_engine, sweep));
-    unload_idle(le, NULL, mono_ms());
+    unload_idle(le, NULL, shoal_now_ms());
     publish(le);
 }
 
@@ -648,7 +641,7 @@ static void arm_sweep(struct local_engine *le)
         evtimer_del(le->sweep_timer);
         return;
     }
-    uint64_t now = mono_ms(), wait = at > now ? at - now : 0;
+    uint64_t now = shoal_now_ms(), wait = at > now ? at - now : 0;
     if (wait < 1000u)
         wait = wait + 5u; /* past the end, not just before it */
     struct timeval tv = {.tv_sec = (time_t)(wait / 1000),
@@ -747,7 +740,7 @@ static void job_done(struct workq_job *job, bool cancelled)
         if (r->err.kind != REMOTE_ERR_NONE)
             r->res.finish = REMOTE_FINISH_ERROR;
         shoal_strlcpy(r->res.model, r->name, sizeof(r->res.model));
-        uint64_t now = mono_ms();
+        uint64_t now = shoal_now_ms();
         struct provider_stats st = {
             .first_token_ms = r->first_text_ms ? r->first_text_ms - r->start_ms : 0,
             .total_ms = now - r->start_ms,
@@ -849,7 +842,7 @@ enum shoal_err local_run_start(struct local_engine *le, const struct config_mode
     r->cb = *cb;
     r->n_ctx = m->context;
     r->keep_alive_ms = m->keep_alive_ms;
-    r->start_ms = mono_ms();
+    r->start_ms = shoal_now_ms();
     atomic_init(&r->cancel, false);
     shoal_buf_init(&r->fresh, REMOTE_CAP_TEXT);
     shoal_buf_init(&r->text, SHOAL_CAP_GEN_TEXT);

@@ -52,13 +52,6 @@ struct remote_run {
 
 /* ---- Clocks ---- */
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -132,7 +125,7 @@ static void finish(struct remote_run *r, const struct remote_result *res,
     struct provider_stats st = {
         .cost_usd = remote_cost_usd(&r->price, &res->usage),
         .first_token_ms = r->first_text_ms ? r->first_text_ms - r->start_ms : 0,
-        .total_ms = mono_ms() - r->start_ms,
+        .total_ms = shoal_now_ms() - r->start_ms,
         .attempts = r->attempts,
     };
     attempt_clear(r);
@@ -156,7 +149,7 @@ static void fail_now(struct remote_run *r, enum remote_error_kind kind, const ch
 
 static void attempt_end(struct remote_run *r, struct remote_result *res, struct remote_error *err)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = shoal_now_ms();
     if (r->breaker)
         remote_breaker_record(r->breaker, err, now);
     uint64_t wait = 0;
@@ -235,7 +228,7 @@ static bool on_stream_text(void *arg, const char *text, size_t n)
 {
     struct remote_run *r = arg;
     if (!r->first_text_ms)
-        r->first_text_ms = mono_ms();
+        r->first_text_ms = shoal_now_ms();
     if (r->cb.on_text) {
         r->in_text = true;
         r->cb.on_text(r->cb.arg, text, n);
@@ -281,7 +274,7 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
         run_free(r);
         return;
     }
-    uint64_t now = mono_ms(), retry_in = 0;
+    uint64_t now = shoal_now_ms(), retry_in = 0;
     char msg[400];
     if (r->breaker && !remote_breaker_allow(r->breaker, now)) {
         remote_breaker_is_cooling(r->breaker, now, &retry_in);
@@ -428,7 +421,7 @@ enum shoal_err remote_run_start(struct event_base *base, struct fetch *f,
     if (!r->kick || !r->first_byte)
         goto fail;
     r->breaker = breaker_for(m->name);
-    r->start_ms = mono_ms();
+    r->start_ms = shoal_now_ms();
     struct remote_retry_policy rp = {
         .max_attempts = m->retry_attempts ? m->retry_attempts : 1,
         .base_ms = m->retry_backoff_ms,
@@ -453,7 +446,7 @@ void remote_run_cancel(struct remote_run *r)
         return;
     if (r->op && r->breaker)
         remote_breaker_record(r->breaker, &(struct remote_error){.kind = REMOTE_ERR_CANCELLED},
-                              mono_ms());
+                              shoal_now_ms());
     if (r->in_text) {
         /* We are under r's own stream parser and transfer: free it once
          * they have unwound (the transfer's end, or the kick, whichever
